@@ -1,0 +1,1 @@
+"""OC Pizza example project (a stand-in for the real OC Pizza application)."""

@@ -1,0 +1,1 @@
+"""OC Pizza shop: pizzerias, pizzas and their recipes, stock and orders."""

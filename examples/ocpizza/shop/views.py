@@ -1,0 +1,56 @@
+"""Views of the OC Pizza example: home page and health check."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+from shop.models import Pizza, Pizzeria, RecipeLine
+
+logger = logging.getLogger(__name__)
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """The list of pizzerias and of the pizzas on the menu."""
+    pizzas = Pizza.objects.filter(is_available=True).prefetch_related(
+        Prefetch("recipe_lines", queryset=RecipeLine.objects.select_related("ingredient"))
+    )
+    context = {"pizzerias": Pizzeria.objects.all(), "pizzas": pizzas}
+    return render(request, "shop/home.html", context)
+
+
+def database_is_up() -> bool:
+    """Whether the default database answers ``SELECT 1``."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            row = cursor.fetchone()
+    except Exception:
+        logger.warning("Health check: the database does not answer", exc_info=True)
+        return False
+    return row is not None and row[0] == 1
+
+
+@never_cache
+@require_safe
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Health of this instance: 200 when the database answers, 503 when not.
+
+    No authentication, no redirect and never cached.
+    """
+    database = database_is_up()
+    payload = {
+        "status": "ok" if database else "error",
+        "database": database,
+        "release": settings.OCPIZZA_RELEASE,
+    }
+    response = JsonResponse(payload, status=200 if database else 503)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
