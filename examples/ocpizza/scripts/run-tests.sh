@@ -65,4 +65,4 @@ else
 fi
 
 export DJANGO_SETTINGS_MODULE=ocpizza.settings.test
-exec "$venv/bin/python" manage.py test --noinput -v 2 "$@"
+exec "$venv/bin/python" manage.py test --noinput "$@"
