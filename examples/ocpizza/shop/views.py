@@ -53,4 +53,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     }
     response = JsonResponse(payload, status=200 if database else 503)
     response["X-Content-Type-Options"] = "nosniff"
+    # database_is_up() already logged the cause as a warning: keep Django from
+    # logging every failed probe as an ERROR (which Sentry would turn into events).
+    response._has_been_logged = True  # type: ignore[attr-defined]
     return response

@@ -15,3 +15,4 @@ DATABASES = {
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 OCPIZZA_RELEASE = "test-release"
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+TEST_RUNNER = "ocpizza.test_runner.QuietTeardownRunner"

@@ -34,6 +34,7 @@ class HealthzTests(TestCase):
                 side_effect=OperationalError("connection refused"),
             ),
             self.assertLogs("shop.views", level="WARNING"),
+            self.assertNoLogs("django.request", level="ERROR"),
         ):
             response = self.client.get("/healthz")
         self.assertEqual(response.status_code, 503)
