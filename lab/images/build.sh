@@ -65,7 +65,9 @@ rm -f "$rootfs"/etc/ssh/ssh_host_*
 mkdir -p "$rootfs/etc/systemd/system/ssh.service.d"
 cat >"$rootfs/etc/systemd/system/ssh.service.d/hostkeys.conf" <<'UNIT'
 [Service]
+ExecStartPre=
 ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
 UNIT
 chroot "$rootfs" systemctl enable ssh.service >/dev/null 2>&1 || true
 # Apt lists stay (an image without them breaks cache_valid_time); caches go.
