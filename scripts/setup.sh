@@ -37,8 +37,11 @@ fi
 # 2. Python >= 3.12 and the virtualenv ----------------------------------------
 find_python() {
     local candidates=() c
+    # Never the project's own .venv (the Makefile puts it first on PATH).
+    local path_no_venv
+    path_no_venv=$(tr ':' '\n' <<<"$PATH" | grep -vx "$root/.venv/bin" | paste -sd: -)
     for c in python3.13 python3.12 python3; do
-        command -v "$c" >/dev/null 2>&1 && candidates+=("$(command -v "$c")")
+        c=$(PATH=$path_no_venv command -v "$c" 2>/dev/null) && candidates+=("$c")
     done
     if command -v pyenv >/dev/null 2>&1; then
         for c in "$(pyenv root)"/versions/3.1[2-9]*/bin/python3; do [[ -x $c ]] && candidates+=("$c"); done
@@ -54,10 +57,7 @@ find_python() {
 
 stamp=.venv/.ocpizza-requirements
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
-if [[ -x .venv/bin/python && -f $stamp && $(cat "$stamp") == "$want" ]] \
-        && .venv/bin/python -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)'; then
-    say ".venv up to date"
-else
+if ! .venv/bin/python -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then
     if ! py=$(find_python); then
         cat >&2 <<MSG
 setup: no Python >= 3.12 found (looked for python3.13, python3.12, python3 on PATH
@@ -68,8 +68,12 @@ MSG
         exit 1
     fi
     say "creating .venv with $py ($("$py" --version))"
-    rm -rf .venv
-    "$py" -m venv .venv
+    "$py" -m venv --clear .venv
+fi
+if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
+    say ".venv up to date"
+else
+    say "installing requirements.txt into .venv"
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q -r requirements.txt
     echo "$want" >"$stamp"
