@@ -1,0 +1,570 @@
+#!/usr/bin/python
+"""Ansible module: the droplets, VPC, firewalls, SSH keys and tags of one environment."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: digitalocean_environment
+short_description: Ensure the DigitalOcean droplets of an OC Pizza environment exist or are absent
+description:
+  - Makes one environment (for example C(staging)) of the OC Pizza platform exist on
+    DigitalOcean, or removes it. An environment is a VPC, one cloud firewall per inventory
+    group, the SSH keys installed on the droplets, the tags that identify everything, and
+    the droplets of each group (database, application and web servers).
+  - Idempotent. Every resource is identified by its name and tags and created only when it
+    is missing, so a second run changes nothing, and a run that follows an interrupted one
+    finishes the job instead of creating a second droplet. Two droplets that share a name in
+    the environment stop the module; it never creates a duplicate and never guesses which
+    one to delete.
+  - Droplets are named C(<project>-<environment>-<prefix><n>) and carry the tags
+    C(<project>), C(env:<environment>), C(group:<group>) and C(<project>-<environment>-<group>).
+    The inventory plugin C(ocpizza_digitalocean) reads the same tags.
+  - Region, sizes and images are checked against the account's catalogue before anything is
+    created; an unknown one is named in the error and nothing is changed.
+  - After creating droplets the module waits until all are C(active), with a deadline, and
+    returns their public and private (VPC) addresses.
+  - In check mode the module reads the account and returns the plan (what would be created,
+    changed or destroyed) and the monthly cost computed from the sizes' prices.
+  - Requests have a timeout; rate limits (HTTP 429) and transient errors of requests that are
+    safe to repeat are retried with backoff.
+  - With O(state=absent) the module deletes the environment's droplets, firewalls, VPC and
+    environment-specific tags, and only when O(confirm_destroy) repeats the environment
+    name (check mode excepted). SSH keys are left in place, since other environments may
+    use the same keys.
+version_added: "1.0.0"
+author: OC Pizza operations
+requirements:
+  - python-digitalocean >= 1.17 on the control node (the module runs on C(localhost)).
+options:
+  environment:
+    description: Name of the environment, for example C(staging) or C(production).
+    type: str
+    required: true
+  project:
+    description: Project name, the first part of every resource name and a tag of every droplet.
+    type: str
+    default: ocpizza
+  state:
+    description: Whether the environment should exist or be removed.
+    type: str
+    choices: [present, absent]
+    default: present
+  confirm_destroy:
+    description:
+      - Must equal O(environment) for O(state=absent) to delete anything.
+    type: str
+  oauth_token:
+    description:
+      - DigitalOcean API token (read and write scopes).
+      - Defaults to the environment variable E(DIGITALOCEAN_TOKEN), then
+        E(DIGITALOCEAN_ACCESS_TOKEN).
+    type: str
+    aliases: [api_token]
+  api_url:
+    description:
+      - Base URL of the DigitalOcean API.
+      - Defaults to the environment variable E(DIGITALOCEAN_END_POINT), then the public API.
+        The tests point it at a local fake API.
+    type: str
+    default: https://api.digitalocean.com/v2/
+  region:
+    description:
+      - Region slug of the VPC and of every droplet, for example C(fra1).
+      - Required when O(state=present).
+    type: str
+  image:
+    description: Default image slug of the droplets; a group may name its own.
+    type: str
+    default: ubuntu-24-04-x64
+  vpc:
+    description: The environment's VPC.
+    type: dict
+    default: {}
+    suboptions:
+      name:
+        description: VPC name; defaults to C(<project>-<environment>).
+        type: str
+      ip_range:
+        description: Private range in CIDR notation; DigitalOcean picks a free one when omitted.
+        type: str
+      description:
+        description: Free text shown in the control panel.
+        type: str
+        default: ""
+  groups:
+    description:
+      - The inventory groups and their droplets. Required when O(state=present).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Inventory group, for example C(dbservers).
+        type: str
+        required: true
+      hostname_prefix:
+        description: Short name in the droplet names; defaults to the group name without C(servers).
+        type: str
+      count:
+        description: How many droplets the group has.
+        type: int
+        default: 1
+      size:
+        description: Droplet size slug, for example C(s-4vcpu-8gb).
+        type: str
+        required: true
+      image:
+        description: Image slug for this group; defaults to O(image).
+        type: str
+      firewall_inbound:
+        description:
+          - Inbound rules of the group's cloud firewall. Everything else inbound is refused;
+            outbound traffic is allowed.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          protocol:
+            description: Protocol.
+            type: str
+            choices: [tcp, udp, icmp]
+            default: tcp
+          ports:
+            description: A port, a range such as C(8000-8010), or C(all). Ignored for C(icmp).
+            type: raw
+          sources:
+            description:
+              - Where the traffic may come from. C(addresses) is a list of CIDRs; C(groups)
+                is a list of group names of the same environment (their droplets, by tag).
+            type: dict
+            required: true
+  ssh_keys:
+    description:
+      - Public keys installed for C(root) on every new droplet. A key already on the account
+        (same fingerprint) is reused, whatever its name.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Name shown in the control panel.
+        type: str
+        required: true
+      public_key:
+        description: The public key itself (C(ssh-ed25519 AAAA... comment)).
+        type: str
+      public_key_file:
+        description: A file on the control node holding the public key.
+        type: path
+  tags:
+    description: Extra tags for every droplet.
+    type: list
+    elements: str
+    default: []
+  monitoring:
+    description: Install DigitalOcean's monitoring agent.
+    type: bool
+    default: true
+  ipv6:
+    description: Give the droplets a public IPv6 address too.
+    type: bool
+    default: false
+  backups:
+    description: Enable DigitalOcean's weekly droplet backups (they cost 20% of the droplet price).
+    type: bool
+    default: false
+  user_data:
+    description: Cloud-init user data for new droplets.
+    type: str
+  wait:
+    description: Wait until every droplet is active (and, with O(state=absent), gone).
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for the droplets before failing. A rerun goes on waiting.
+    type: int
+    default: 600
+  poll_interval:
+    description: Seconds between two polls while waiting.
+    type: float
+    default: 5
+  request_timeout:
+    description: Seconds before one API request without an answer fails.
+    type: float
+    default: 30
+  max_retries:
+    description: How many times a rate-limited (429) or transiently failing request is retried.
+    type: int
+    default: 5
+attributes:
+  check_mode:
+    support: full
+    description: Reads the account and returns the plan and its cost; changes nothing.
+  diff_mode:
+    support: none
+notes:
+  - The module runs on the control node (C(hosts=localhost)); it talks only to the API.
+  - python-digitalocean is used for every call, with a timeout, retries and status-aware
+    errors added by C(module_utils/ocpizza_digitalocean.py).
+seealso:
+  - name: DigitalOcean API reference
+    description: The API this module calls.
+    link: https://docs.digitalocean.com/reference/api/
+"""
+
+EXAMPLES = r"""
+- name: Ensure the staging droplets exist
+  digitalocean_environment:
+    environment: staging
+    region: fra1
+    ssh_keys:
+      - name: ocpizza-admin
+        public_key_file: ~/.ssh/id_ed25519.pub
+    groups:
+      - name: dbservers
+        size: s-4vcpu-8gb
+        firewall_inbound:
+          - {protocol: tcp, ports: 22, sources: {addresses: [203.0.113.0/24]}}
+          - {protocol: tcp, ports: 3306, sources: {groups: [appservers]}}
+      - name: appservers
+        size: s-2vcpu-4gb
+        firewall_inbound:
+          - {protocol: tcp, ports: 22, sources: {addresses: [203.0.113.0/24]}}
+          - {protocol: tcp, ports: 8000, sources: {groups: [webservers]}}
+      - name: webservers
+        size: s-2vcpu-4gb
+        firewall_inbound:
+          - {protocol: tcp, ports: 22, sources: {addresses: [203.0.113.0/24]}}
+          - {protocol: tcp, ports: 80, sources: {addresses: [0.0.0.0/0, "::/0"]}}
+          - {protocol: tcp, ports: 443, sources: {addresses: [0.0.0.0/0, "::/0"]}}
+  register: staging
+
+- name: Show the plan of a dry run
+  ansible.builtin.debug:
+    var: staging.plan_lines
+
+- name: Remove the staging environment
+  digitalocean_environment:
+    environment: staging
+    state: absent
+    confirm_destroy: staging
+"""
+
+RETURN = r"""
+plan:
+  description: Every step, done or (in check mode) planned.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    action:
+      description:
+        - C(create), C(update), C(delete), C(keep), or C(wait) (an existing droplet is not
+          active yet).
+      type: str
+    kind:
+      description: C(droplet), C(vpc), C(firewall), C(ssh_key) or C(tags).
+      type: str
+    name:
+      description: Resource name.
+      type: str
+    detail:
+      description: What, in a few words.
+      type: str
+    price_monthly:
+      description: Monthly price in USD of a droplet created or deleted, else null.
+      type: float
+  sample:
+    - {action: create, kind: droplet, name: ocpizza-staging-db1,
+       detail: "dbservers, s-4vcpu-8gb, ubuntu-24-04-x64, fra1", price_monthly: 48.0}
+plan_lines:
+  description: The plan as lines of text, ending with the monthly cost.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "create droplet ocpizza-staging-db1 (dbservers, s-4vcpu-8gb, ubuntu-24-04-x64, fra1):
+      $48.00/month"
+    - "monthly cost: $96.00 (+$48.00/month from this run)"
+monthly_cost:
+  description: Monthly price in USD of the environment's droplets once the plan is carried out.
+  returned: always
+  type: float
+  sample: 96.0
+monthly_cost_change:
+  description: How much this run adds to (or, negative, removes from) the monthly cost.
+  returned: always
+  type: float
+  sample: 48.0
+droplets:
+  description:
+    - The environment's droplets, sorted by name. With O(state=present) and O(wait=true) all
+      are active with their addresses; with O(state=absent) these are the droplets deleted.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id: {description: Droplet id., type: int}
+    name: {description: Droplet name (the inventory host name)., type: str}
+    status: {description: Droplet status., type: str}
+    tags: {description: Droplet tags., type: list, elements: str}
+    size_slug: {description: Size slug., type: str}
+    region: {description: Region slug., type: str}
+    image: {description: Image slug., type: str}
+    vpc_uuid: {description: VPC id., type: str}
+    public_ipv4: {description: Public address (C(ansible_host) in the inventory)., type: str}
+    private_ipv4: {description: VPC address (C(ocpizza_private_ip) in the inventory)., type: str}
+    public_ipv6: {description: Public IPv6 address, when enabled., type: str}
+    created_at: {description: Creation time., type: str}
+created:
+  description: Names of the droplets created (or, in check mode, to create).
+  returned: always
+  type: list
+  elements: str
+deleted:
+  description: Names of the droplets deleted (or, in check mode, to delete).
+  returned: always
+  type: list
+  elements: str
+vpc:
+  description: The VPC (id, name, region, ip_range).
+  returned: when O(state=present) and the VPC exists
+  type: dict
+firewalls:
+  description: The cloud firewalls (id, name).
+  returned: when O(state=present), not in check mode
+  type: list
+  elements: dict
+ssh_key_ids:
+  description: Account ids of the SSH keys installed on new droplets.
+  returned: when O(state=present), not in check mode
+  type: list
+  elements: int
+api_retries:
+  description: How many API requests were retried (rate limits, transient errors).
+  returned: always
+  type: int
+"""
+
+import os
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.ocpizza_digitalocean import (
+    API_URL_ENV_VAR,
+    DEFAULT_API_URL,
+    HAS_DIGITALOCEAN,
+    DigitalOceanClient,
+    EnvironmentReconciler,
+    EnvironmentSpec,
+    FirewallRule,
+    GroupSpec,
+    ProvisioningError,
+    SpecError,
+    SSHKeySpec,
+    TransportSettings,
+)
+
+ARGUMENT_SPEC: dict[str, Any] = {
+    "environment": {"type": "str", "required": True},
+    "project": {"type": "str", "default": "ocpizza"},
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "confirm_destroy": {"type": "str"},
+    "oauth_token": {
+        "type": "str",
+        "no_log": True,
+        "aliases": ["api_token"],
+        "fallback": (env_fallback, ["DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"]),
+    },
+    "api_url": {
+        "type": "str",
+        "default": DEFAULT_API_URL,
+        "fallback": (env_fallback, [API_URL_ENV_VAR]),
+    },
+    "region": {"type": "str"},
+    "image": {"type": "str", "default": "ubuntu-24-04-x64"},
+    "vpc": {
+        "type": "dict",
+        "default": {},
+        "options": {
+            "name": {"type": "str"},
+            "ip_range": {"type": "str"},
+            "description": {"type": "str", "default": ""},
+        },
+    },
+    "groups": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "name": {"type": "str", "required": True},
+            "hostname_prefix": {"type": "str"},
+            "count": {"type": "int", "default": 1},
+            "size": {"type": "str", "required": True},
+            "image": {"type": "str"},
+            "firewall_inbound": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "protocol": {
+                        "type": "str",
+                        "choices": ["tcp", "udp", "icmp"],
+                        "default": "tcp",
+                    },
+                    "ports": {"type": "raw"},
+                    "sources": {"type": "dict", "required": True},
+                },
+            },
+        },
+    },
+    "ssh_keys": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "no_log": False,
+        "options": {
+            "name": {"type": "str", "required": True},
+            "public_key": {"type": "str", "no_log": False},
+            "public_key_file": {"type": "path", "no_log": False},
+        },
+        "mutually_exclusive": [["public_key", "public_key_file"]],
+        "required_one_of": [["public_key", "public_key_file"]],
+    },
+    "tags": {"type": "list", "elements": "str", "default": []},
+    "monitoring": {"type": "bool", "default": True},
+    "ipv6": {"type": "bool", "default": False},
+    "backups": {"type": "bool", "default": False},
+    "user_data": {"type": "str"},
+    "wait": {"type": "bool", "default": True},
+    "wait_timeout": {"type": "int", "default": 600},
+    "poll_interval": {"type": "float", "default": 5.0},
+    "request_timeout": {"type": "float", "default": 30.0},
+    "max_retries": {"type": "int", "default": 5},
+}
+
+
+def default_prefix(group: str) -> str:
+    """Short host-name part of a group: ``dbservers`` gives ``db``."""
+    return group[: -len("servers")] if group.endswith("servers") and group != "servers" else group
+
+
+def read_public_key(name: str, key: dict[str, Any]) -> str:
+    """Return a key's text, from ``public_key`` or from the file ``public_key_file``."""
+    if key.get("public_key"):
+        return str(key["public_key"]).strip()
+    path = os.path.expanduser(str(key["public_key_file"]))
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError as exc:
+        raise SpecError(
+            f"ssh key {name}: cannot read public_key_file {path}: {exc.strerror}"
+        ) from exc
+
+
+def build_spec(params: dict[str, Any]) -> EnvironmentSpec:
+    """Turn the module parameters into an :class:`EnvironmentSpec`."""
+    groups = []
+    for group in params["groups"]:
+        rules = [
+            FirewallRule.from_dict(rule, f"group {group['name']}, firewall rule {index + 1}")
+            for index, rule in enumerate(group["firewall_inbound"])
+        ]
+        groups.append(
+            GroupSpec(
+                name=group["name"],
+                hostname_prefix=group["hostname_prefix"] or default_prefix(group["name"]),
+                size=group["size"],
+                image=group["image"] or params["image"],
+                count=group["count"],
+                firewall_inbound=rules,
+            )
+        )
+    vpc = params["vpc"] or {}
+    return EnvironmentSpec(
+        project=params["project"],
+        environment=params["environment"],
+        region=params["region"] or "",
+        groups=groups,
+        vpc_name=vpc.get("name") or "",
+        vpc_ip_range=vpc.get("ip_range") or None,
+        vpc_description=vpc.get("description")
+        or f"{params['project']} {params['environment']} (managed by Ansible)",
+        ssh_keys=[
+            SSHKeySpec(key["name"], read_public_key(key["name"], key)) for key in params["ssh_keys"]
+        ],
+        extra_tags=list(params["tags"]),
+        monitoring=params["monitoring"],
+        ipv6=params["ipv6"],
+        backups=params["backups"],
+        user_data=params["user_data"],
+        wait=params["wait"],
+        wait_timeout=float(params["wait_timeout"]),
+        poll_interval=float(params["poll_interval"]),
+    )
+
+
+def summary(state: str, result: dict[str, Any], check_mode: bool) -> str:
+    """One sentence for the operator."""
+    verb = "would" if check_mode else "did"
+    changes = [
+        line
+        for line in result["plan_lines"]
+        if line.split(" ", 1)[0] in ("create", "update", "delete")
+    ]
+    if not changes:
+        return f"environment is already {state}; nothing to do"
+    return f"{len(changes)} changes ({verb} apply): " + "; ".join(changes)
+
+
+def main() -> None:
+    """Run the module."""
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        required_if=[("state", "present", ["region", "groups"])],
+        supports_check_mode=True,
+    )
+    if not HAS_DIGITALOCEAN:
+        module.fail_json(msg=missing_required_lib("python-digitalocean"))
+    params = module.params
+    if not params["oauth_token"]:
+        module.fail_json(
+            msg="No DigitalOcean API token: set DIGITALOCEAN_TOKEN or vault_digitalocean_token "
+            "(module option oauth_token)."
+        )
+    if (
+        params["state"] == "absent"
+        and not module.check_mode
+        and params["confirm_destroy"] != params["environment"]
+    ):
+        module.fail_json(
+            msg=f"Refusing to destroy environment {params['environment']}: set confirm_destroy "
+            f"to {params['environment']!r} to confirm.",
+            changed=False,
+        )
+    settings = TransportSettings(
+        timeout=params["request_timeout"], max_retries=params["max_retries"]
+    )
+    try:
+        spec = build_spec(params)
+        client = DigitalOceanClient(params["oauth_token"], params["api_url"], settings)
+        reconciler = EnvironmentReconciler(client, spec, check_mode=module.check_mode)
+        outcome = reconciler.present() if params["state"] == "present" else reconciler.absent()
+    except ProvisioningError as exc:
+        module.fail_json(msg=str(exc), api_retries=settings.retries)
+    except Exception as exc:  # python-digitalocean's own errors (bad JSON, ...)
+        module.fail_json(
+            msg=f"DigitalOcean call failed: {exc.__class__.__name__}: {exc}",
+            api_retries=settings.retries,
+        )
+    result = outcome.as_dict()
+    for warning in outcome.warnings:
+        module.warn(warning)
+    result["api_retries"] = settings.retries
+    result["msg"] = summary(params["state"], result, module.check_mode)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
