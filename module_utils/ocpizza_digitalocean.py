@@ -40,6 +40,7 @@ import binascii
 import hashlib
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
@@ -526,7 +527,11 @@ class DigitalOceanClient:
             tags=list(body["tags"]),
             droplet_ids=list(body.get("droplet_ids") or []),
         )
-        firewall.create()
+        with warnings.catch_warnings():
+            # The library encodes the rules with jsonpickle, which warns about a
+            # future default that does not change the JSON it produces here.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            firewall.create()
         return {"id": firewall.id, "name": firewall.name}
 
     def update_firewall(self, firewall_id: str, body: Mapping[str, Any]) -> None:
@@ -1149,8 +1154,9 @@ class EnvironmentReconciler:
                 if any(d.name == name for d in self.managed_droplets()):
                     return None
                 raise ProvisioningError(
-                    f"Creating droplet {name} got no answer ({exc.api_message}) and it does not "
-                    "exist; nothing was left half-made. Run again."
+                    f"Creating droplet {name} got no answer ({exc.api_message}) and it is not "
+                    "listed yet. Run again: the next run adopts the droplet if DigitalOcean "
+                    "created it after all, and creates it otherwise."
                 ) from exc
             if exc.status == 422:
                 raise SpecError(

@@ -204,7 +204,10 @@ class FakeDigitalOcean:
         self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-digitalocean", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-digitalocean",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -1,0 +1,136 @@
+"""Helpers for the DigitalOcean tests: load the project's code, run Ansible against the fake."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .server import DEFAULT_TOKEN, FakeDigitalOcean
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+SHARED_NAME = "ocpizza_digitalocean_shared"  # the name the inventory plugin loads it under
+
+# A real (throw-away, never used to log in) ed25519 public key.
+TEST_PUBLIC_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
+    "ocpizza-tests@example"
+)
+# What the fake's catalogue charges for the three default droplets (48 + 24 + 24).
+DEFAULT_MONTHLY_COST = 96.0
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_shared() -> ModuleType:
+    """``module_utils/ocpizza_digitalocean.py``, as the plugin and the module see it."""
+    shared = _load(SHARED_NAME, REPO / "module_utils" / "ocpizza_digitalocean.py")
+    # The module imports it as ansible.module_utils.ocpizza_digitalocean.
+    sys.modules.setdefault("ansible.module_utils.ocpizza_digitalocean", shared)
+    return shared
+
+
+def load_library_module() -> ModuleType:
+    """``library/digitalocean_environment.py``."""
+    load_shared()
+    return _load(
+        "ocpizza_test_digitalocean_environment", REPO / "library" / "digitalocean_environment.py"
+    )
+
+
+def load_inventory_plugin() -> ModuleType:
+    """``inventory_plugins/ocpizza_digitalocean.py``."""
+    load_shared()
+    return _load(
+        "ocpizza_test_inventory_plugin", REPO / "inventory_plugins" / "ocpizza_digitalocean.py"
+    )
+
+
+def ansible_env(fake: FakeDigitalOcean, token: str | None = DEFAULT_TOKEN) -> dict[str, str]:
+    """Environment for an Ansible subprocess that can reach only the fake API."""
+    assert fake.url.startswith("http://127.0.0.1:"), "tests talk to the local fake only"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGITALOCEAN_", "DO_API"))}
+    env.update(
+        DIGITALOCEAN_END_POINT=fake.url,
+        PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC="10",
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    if token is not None:
+        env["DIGITALOCEAN_TOKEN"] = token
+    return env
+
+
+def write_extra_vars(tmp_path: Path, **overrides: Any) -> Path:
+    """An extra-vars file: the test key, fast polling, no SSH wait (fake hosts have no SSH)."""
+    data: dict[str, Any] = {
+        "ocpizza_do_ssh_keys": [{"name": "ocpizza-tests", "public_key": TEST_PUBLIC_KEY}],
+        "ocpizza_do_poll_interval": 0.1,
+        "ocpizza_do_wait_timeout": 30,
+        "ocpizza_do_request_timeout": 10,
+        "ocpizza_do_wait_for_ssh": False,
+    }
+    data.update(overrides)
+    path = tmp_path / "extra-vars.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def playbook_command(
+    playbook: str, *args: str, inventory: str = "inventories/staging"
+) -> list[str]:
+    """``ansible-playbook -i <inventory> playbooks/<playbook> <args>``."""
+    return [str(VENV_BIN / "ansible-playbook"), "-i", inventory, f"playbooks/{playbook}", *args]
+
+
+def run(
+    command: list[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run a command from the repository root, so that ansible.cfg applies."""
+    return subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"\s+failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)",
+    re.MULTILINE,
+)
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """The PLAY RECAP counters of every host."""
+    return {
+        m["host"]: {k: int(v) for k, v in m.groupdict().items() if k != "host"}
+        for m in RECAP.finditer(output)
+    }
+
+
+def unwrap(data: Any) -> Any:
+    """Drop ansible-inventory's ``{"__ansible_unsafe": value}`` wrappers."""
+    if isinstance(data, dict):
+        if set(data) == {"__ansible_unsafe"}:
+            return data["__ansible_unsafe"]
+        return {k: unwrap(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [unwrap(v) for v in data]
+    return data
