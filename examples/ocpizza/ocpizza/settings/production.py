@@ -40,6 +40,19 @@ DATABASES = {
 }
 
 DEBUG = False
+
+# Static files are collected with a content hash in their names
+# (admin/css/base.css -> admin/css/base.<hash>.css) and a manifest
+# (STATIC_ROOT/staticfiles.json) that {% static %} reads: the web servers can
+# cache them forever (Cache-Control: immutable), and the files of the previous
+# release can stay beside the new ones during a rolling deploy.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage",
+    },
+}
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "www.ocpizza.com")
 # Full origins, e.g. "https://www.ocpizza.com,https://www.ocpizza.com:8443".
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")

@@ -184,6 +184,11 @@ class ProductionSettingsTests(SimpleTestCase):
             result = python("manage.py", "collectstatic", "--noinput", env=env)
             self.assertEqual(result.returncode, 0, result.stderr)
             self.assertTrue((Path(static_root) / "admin" / "css" / "base.css").is_file())
+            # Hashed copies and their manifest, so the web servers may cache forever.
+            manifest = json.loads((Path(static_root) / "staticfiles.json").read_text())
+            hashed = manifest["paths"]["admin/css/base.css"]
+            self.assertRegex(hashed, r"^admin/css/base\.[0-9a-f]{12}\.css$")
+            self.assertTrue((Path(static_root) / hashed).is_file())
             again = python("manage.py", "collectstatic", "--noinput", env=env)
             self.assertIn("0 static files copied", again.stdout)
 
