@@ -211,7 +211,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self.inventory.add_group(group)
                 self.inventory.add_child(group, host)
             self.inventory.set_variable(host, "ansible_host", droplet["public_ipv4"])
-            self.inventory.set_variable(host, "ocpizza_private_ip", droplet.get("private_ipv4"))
+            if droplet.get("private_ipv4"):
+                self.inventory.set_variable(host, "ocpizza_private_ip", droplet["private_ipv4"])
+            else:
+                self.display.warning(
+                    f"droplet {name} has no private (VPC) address: ocpizza_private_ip is unset"
+                )
             self.inventory.set_variable(host, "ocpizza_do_droplet", dict(droplet))
             hostvars = self.inventory.get_host(host).get_vars()
             self._set_composite_vars(self.get_option("compose"), hostvars, host, strict=strict)

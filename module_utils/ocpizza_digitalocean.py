@@ -672,6 +672,14 @@ class EnvironmentSpec:
         """Prefix of every droplet and firewall name of the environment."""
         return f"{self.project}-{self.environment}-"
 
+    def owns(self, name: str) -> bool:
+        """True for ``<project>-<environment>-<group>``, the names of this environment's
+        firewalls and selector tags, and not for those of an environment whose name
+        merely starts the same (``staging-eu``): group names have no dash."""
+        return name.startswith(self.name_prefix) and bool(
+            GROUP_PATTERN.match(name[len(self.name_prefix) :])
+        )
+
     def firewall_name(self, group: str) -> str:
         """Name of a group's cloud firewall."""
         return f"{self.project}-{self.environment}-{group}"
@@ -1219,16 +1227,12 @@ class EnvironmentReconciler:
             price = float((sizes.get(droplet.size_slug) or {}).get("price_monthly") or 0.0)
             saving += price
             plan.append(PlanItem("delete", "droplet", droplet.name, f"id {droplet.id}", price))
-        firewalls = [
-            fw
-            for fw in self.client.firewalls()
-            if str(fw.get("name", "")).startswith(spec.name_prefix)
-        ]
+        firewalls = [fw for fw in self.client.firewalls() if spec.owns(str(fw.get("name", "")))]
         plan += [PlanItem("delete", "firewall", fw["name"], f"id {fw['id']}") for fw in firewalls]
         vpc = next((v for v in self.client.vpcs() if v.get("name") == spec.vpc_name), None)
         if vpc is not None:
             plan.append(PlanItem("delete", "vpc", spec.vpc_name, f"id {vpc['id']}"))
-        tags = sorted(t for t in self.client.tag_names() if t.startswith(spec.name_prefix))
+        tags = sorted(t for t in self.client.tag_names() if spec.owns(t))
         if tags:
             plan.append(PlanItem("delete", "tags", ", ".join(tags)))
         result = Result(

@@ -334,6 +334,24 @@ def test_absent_removes_only_this_environment(fake, client):
     assert fake.writes(since=mark) == []
 
 
+def test_absent_leaves_an_environment_whose_name_only_starts_the_same(fake, client):
+    reconcile(client, make_spec(environment="staging-eu"))
+    reconcile(client)
+    reconcile(client, state="absent")
+    assert fake.droplet_names() == [
+        "ocpizza-staging-eu-app1",
+        "ocpizza-staging-eu-db1",
+        "ocpizza-staging-eu-web1",
+    ]
+    assert sorted(fw["name"] for fw in fake.firewalls.values()) == [
+        "ocpizza-staging-eu-appservers",
+        "ocpizza-staging-eu-dbservers",
+        "ocpizza-staging-eu-webservers",
+    ]
+    assert {"ocpizza-staging-eu-dbservers", "ocpizza-staging-eu-webservers"} <= set(fake.tags)
+    assert [v["name"] for v in fake.vpcs.values()] == ["ocpizza-staging-eu"]
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
