@@ -38,6 +38,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import ipaddress
 import re
 import time
 import warnings
@@ -454,8 +455,12 @@ class DigitalOceanClient:
         self._new(Tag, name=tag).add_droplets([str(i) for i in droplet_ids])
 
     def delete_tag(self, name: str) -> None:
-        """Delete a tag (DigitalOcean removes it from its resources)."""
-        self._new(Tag, name=name).delete()
+        """Delete a tag (DigitalOcean removes it from its resources); gone counts as deleted."""
+        try:
+            self._new(Tag, name=name).delete()
+        except DigitalOceanError as exc:
+            if exc.status != 404:
+                raise
 
     def create_vpc(
         self, name: str, region: str, ip_range: str | None, description: str
@@ -541,8 +546,12 @@ class DigitalOceanClient:
         )
 
     def delete_firewall(self, firewall_id: str) -> None:
-        """Delete a cloud firewall."""
-        self._new(Firewall, id=firewall_id).destroy()
+        """Delete a cloud firewall; one that is already gone counts as deleted."""
+        try:
+            self._new(Firewall, id=firewall_id).destroy()
+        except DigitalOceanError as exc:
+            if exc.status != 404:
+                raise
 
 
 # --------------------------------------------------------------------------
@@ -578,6 +587,15 @@ def ssh_fingerprint(public_key: str) -> str:
     return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
+def _as_list(value: Any) -> list[Any]:
+    """A list from a list, a single value, or nothing."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        return [value]
+    return list(value)
+
+
 @dataclass(frozen=True)
 class FirewallRule:
     """One inbound rule: a protocol and ports, from addresses and/or other groups."""
@@ -597,8 +615,13 @@ class FirewallRule:
         if protocol != "icmp" and not PORTS_PATTERN.match(ports):
             raise SpecError(f"{where}: ports must be a port, a range like 8000-8010, or all")
         sources = data.get("sources") or {}
-        addresses = tuple(str(a) for a in sources.get("addresses") or [])
-        groups = tuple(str(g) for g in sources.get("groups") or [])
+        addresses = tuple(str(a) for a in _as_list(sources.get("addresses")))
+        groups = tuple(str(g) for g in _as_list(sources.get("groups")))
+        for address in addresses:
+            try:
+                ipaddress.ip_network(address, strict=False)
+            except ValueError as exc:
+                raise SpecError(f"{where}: {address!r} is not an address or CIDR") from exc
         if not addresses and not groups:
             raise SpecError(f"{where}: sources needs addresses and/or groups")
         return cls(protocol, ports, addresses, groups)

@@ -381,11 +381,17 @@ def test_a_rule_naming_an_unknown_group_is_refused():
         ({"protocol": "sctp", "ports": 1, "sources": {"addresses": ["0.0.0.0/0"]}}, "protocol"),
         ({"protocol": "tcp", "ports": "http", "sources": {"addresses": ["0.0.0.0/0"]}}, "ports"),
         ({"protocol": "tcp", "ports": 22, "sources": {}}, "sources"),
+        ({"protocol": "tcp", "ports": 22, "sources": {"addresses": ["10.0.0.300/8"]}}, "CIDR"),
     ],
 )
 def test_bad_firewall_rules_are_refused(data, message):
     with pytest.raises(do.SpecError, match=message):
         do.FirewallRule.from_dict(data, "group x, firewall rule 1")
+
+
+def test_a_single_network_is_taken_as_a_list():
+    rule = do.FirewallRule.from_dict({"ports": 22, "sources": {"addresses": "10.0.0.0/8"}}, "t")
+    assert rule.addresses == ("10.0.0.0/8",)
 
 
 def test_firewall_comparison_ignores_order_and_the_apis_spelling_of_all_ports():
