@@ -16,6 +16,7 @@ import pytest
 from fake_digitalocean import FakeConfig, FakeDigitalOcean
 from fake_digitalocean.testing import (
     REPO,
+    VENV_BIN,
     ansible_env,
     playbook_command,
     recap,
@@ -41,7 +42,7 @@ def provision(fake, extra, *args):
 
 def inventory(fake):
     result = run(
-        [str(REPO / ".venv/bin/ansible-inventory"), "-i", "inventories/staging", "--list"],
+        [str(VENV_BIN / "ansible-inventory"), "-i", "inventories/staging", "--list"],
         ansible_env(fake),
     )
     assert result.returncode == 0, result.stdout + result.stderr
