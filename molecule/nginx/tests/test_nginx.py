@@ -1,0 +1,477 @@
+"""Behaviour of role `nginx` that users and operators rely on.
+
+Every check goes through a real client on the control node (curl, openssl
+s_client) to the web hosts' addresses, with names resolved by --resolve, as a
+browser would after DNS. bookworm serves a certificate issued by the
+scenario's CA (local_ca), trixie a "provided" one signed by the same CA.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import container_ip, ephemeral_dir
+from cryptography import x509
+
+WEB = ["ocpizza-mol-nginx-bookworm", "ocpizza-mol-nginx-trixie"]
+APPS = ["ocpizza-mol-nginx-app1", "ocpizza-mol-nginx-app2"]
+SITE = "www.ocpizza.com"
+APEX = "ocpizza.com"
+STATIC = "/var/www/ocpizza/static"
+HSTS = "max-age=63072000"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+    "content-security-policy": CSP,
+}
+
+
+@dataclass
+class Response:
+    rc: int
+    stderr: str
+    status: int = 0
+    protocol: str = ""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    def all(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k == name.lower()]
+
+    def one(self, name: str) -> str:
+        values = self.all(name)
+        assert len(values) == 1, f"{name}: expected once, got {values}"
+        return values[0]
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+def ca() -> str:
+    return str(ephemeral_dir() / "ca.crt")
+
+
+def curl(
+    name: str, url: str, *extra: str, cacert: bool = True, data: bytes | None = None
+) -> Response:
+    """Request url from the control node, its host name resolved to web host `name`."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    cmd = [
+        "curl", "-sS", "-i", "--noproxy", "*", "--max-time", "15",
+        "--resolve", f"{parts.hostname}:{port}:{container_ip(name)}",
+    ]
+    if cacert:
+        cmd += ["--cacert", ca()]
+    if data is not None:
+        cmd += ["--data-binary", "@-", "-H", "Content-Type: application/octet-stream"]
+    res = subprocess.run([*cmd, *extra, url], input=data, capture_output=True, timeout=60,
+                         check=False)
+    out = Response(rc=res.returncode, stderr=res.stderr.decode(errors="replace"))
+    if res.returncode == 0:
+        head, _, out.body = res.stdout.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode().split("\r\n")
+        out.protocol, out.status = status_line.split()[0], int(status_line.split()[1])
+        out.headers = [(k.strip().lower(), v.strip()) for k, v in
+                       (line.split(":", 1) for line in lines if ":" in line)]
+    return out
+
+
+def s_client(
+    name: str, *args: str, servername: str | None = SITE
+) -> subprocess.CompletedProcess[str]:
+    """openssl s_client to the web host, ignoring the control node's OpenSSL settings."""
+    cmd = ["openssl", "s_client", "-connect", f"{container_ip(name)}:443", "-CAfile", ca(), *args]
+    if servername:
+        cmd += ["-servername", servername]
+    env = {**os.environ, "OPENSSL_CONF": "/dev/null"}
+    return subprocess.run(cmd, input="", capture_output=True, text=True, timeout=30, env=env,
+                          check=False)
+
+
+def served_certificate(name: str) -> x509.Certificate:
+    res = s_client(name, "-tls1_3")
+    assert "Verification: OK" in res.stdout, res.stdout + res.stderr
+    pem = res.stdout[res.stdout.index("-----BEGIN CERTIFICATE-----"):
+                     res.stdout.index("-----END CERTIFICATE-----") + 25]
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def dns_names(cert: x509.Certificate) -> set[str]:
+    ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return set(ext.value.get_values_for_type(x509.DNSName))
+
+
+def assert_security_headers(res: Response, https: bool = True) -> None:
+    for header, value in SECURITY_HEADERS.items():
+        assert res.one(header) == value
+    if https:
+        assert res.one("strict-transport-security") == HSTS
+    assert res.one("server") == "nginx"  # server_tokens off: no version
+
+
+# --- TLS ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", WEB)
+@pytest.mark.parametrize("version", ["-tls1", "-tls1_1"])
+def test_tls_1_0_and_1_1_are_refused_by_the_server(name, version):
+    # SECLEVEL=0 lets this OpenSSL 3 client offer the old versions: the
+    # refusal (alert 70, protocol_version) comes from the server.
+    res = s_client(name, version, "-cipher", "DEFAULT@SECLEVEL=0")
+    assert res.returncode != 0
+    assert "alert protocol version" in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("name", WEB)
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_tls_1_2_and_1_3_are_accepted_with_a_valid_certificate(name, version):
+    res = s_client(name, f"-tls{version.replace('.', '_')}")
+    assert res.returncode == 0, res.stderr
+    assert f"New, TLSv{version}, Cipher is" in res.stdout
+    assert "Verify return code: 0 (ok)" in res.stdout
+
+
+@pytest.mark.parametrize("name", WEB)
+@pytest.mark.parametrize(
+    "cipher", ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384",
+               "ECDHE-ECDSA-CAMELLIA128-SHA256", "ECDHE-ECDSA-ARIA128-GCM-SHA256"])
+def test_tls_1_2_suites_outside_mozilla_intermediate_are_refused(name, cipher):
+    # Suites the certificate (ECDSA) could use, but the profile excludes (CBC,
+    # CAMELLIA, ARIA): the client offers only that one, the server refuses.
+    res = s_client(name, "-tls1_2", "-cipher", f"{cipher}@SECLEVEL=0")
+    assert res.returncode != 0
+    assert "alert handshake failure" in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("name", WEB)
+@pytest.mark.parametrize(
+    "cipher", ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+               "ECDHE-ECDSA-CHACHA20-POLY1305"])
+def test_tls_1_2_mozilla_intermediate_suites_are_accepted(name, cipher):
+    res = s_client(name, "-tls1_2", "-cipher", cipher)
+    assert f"New, TLSv1.2, Cipher is {cipher}" in res.stdout, res.stderr
+
+
+@pytest.mark.parametrize("name", WEB)
+def test_no_tls_session_tickets(name):
+    res = s_client(name, "-tls1_2")
+    assert "New, TLSv1.2" in res.stdout
+    assert "TLS session ticket:" not in res.stdout
+
+
+@pytest.mark.parametrize("name", WEB)
+def test_certificate_validates_against_the_ca_only(name):
+    good = curl(name, f"https://{SITE}/")
+    assert good.rc == 0 and good.status == 200, good.stderr
+    # Without the scenario's CA, the control node's trust store refuses it.
+    untrusted = curl(name, f"https://{SITE}/", cacert=False)
+    assert untrusted.rc == 60, untrusted.stderr
+    cert = served_certificate(name)
+    assert {SITE, APEX} <= dns_names(cert)
+    assert cert.issuer.rfc4514_string() == "CN=OC Pizza molecule CA"
+
+
+@pytest.mark.parametrize("name", WEB)
+def test_tls_settings_a_client_cannot_see_follow_mozilla_intermediate(get_host, name):
+    host = get_host(name)
+    config = host.check_output("nginx -T 2>/dev/null")
+    for line in ("ssl_protocols TLSv1.2 TLSv1.3;", "ssl_prefer_server_ciphers off;",
+                 "ssl_session_tickets off;", "ssl_session_cache shared:MozSSL:10m;",
+                 "ssl_ecdh_curve X25519:prime256v1:secp384r1;",
+                 "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                 "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                 "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+                 "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305;"):
+        assert line in config
+    # The DHE suites use the RFC 7919 group.
+    assert "GROUP: ffdhe2048" in host.check_output(
+        "openssl pkeyparam -in /etc/nginx/tls/ffdhe2048.pem -text -noout")
+
+
+@pytest.mark.parametrize(("name", "stapling"), [(WEB[0], "off"), (WEB[1], "on")])
+def test_ocsp_stapling_only_for_a_certificate_with_a_responder(get_host, name, stapling):
+    # bookworm's local CA certificate names no OCSP responder; trixie's
+    # provided one does.
+    config = get_host(name).check_output("nginx -T 2>/dev/null")
+    assert f"ssl_stapling {stapling};" in config
+    assert f"ssl_stapling {'on' if stapling == 'off' else 'off'};" not in config
+
+
+@pytest.mark.parametrize("name", WEB)
+def test_http2_is_served(name):
+    res = curl(name, f"https://{SITE}/", "--http2")
+    assert res.protocol == "HTTP/2" and res.status == 200
+
+
+# --- Redirects and unknown hosts ---------------------------------------------------
+
+@pytest.mark.parametrize("name", WEB)
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        (f"http://{SITE}/menu?size=large", f"https://{SITE}/menu?size=large"),
+        (f"http://{APEX}/menu?size=large", f"https://{APEX}/menu?size=large"),
+        (f"https://{APEX}/menu?size=large", f"https://{SITE}/menu?size=large"),
+    ],
+)
+def test_http_to_https_and_apex_to_www(name, url, location):
+    res = curl(name, url)
+    assert res.status == 301, res.stderr
+    assert res.one("location") == location
+    assert_security_headers(res, https=url.startswith("https"))
+
+
+@pytest.mark.parametrize("name", WEB)
+def test_unknown_host_gets_no_answer(name):
+    # 444: nginx closes the connection; curl reports an empty reply (52).
+    plain = curl(name, "http://evil.example/")
+    assert plain.rc == 52, plain.stderr
+    spoofed = curl(name, f"https://{SITE}/", "--http1.1", "-H", "Host: evil.example")
+    assert spoofed.rc == 52, spoofed.stderr
+    # An unknown TLS server name is refused at the handshake (35).
+    sni = curl(name, "https://evil.example/")
+    assert sni.rc == 35, sni.stderr
+    res = s_client(name, "-tls1_3", servername=None)
+    assert res.returncode != 0 and "New, TLSv1.3" not in res.stdout
+
+
+@pytest.mark.parametrize("name", WEB)
+def test_acme_challenges_are_served_over_http(name):
+    for host in (SITE, APEX):
+        res = curl(name, f"http://{host}/.well-known/acme-challenge/molecule-token")
+        assert res.status == 200
+        assert res.body == b"molecule-token.key-authorization\n"
+
+
+# --- Headers -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", WEB)
+def test_security_headers_on_proxied_pages_once_with_nginx_values(name):
+    # The stand-in app sends its own X-Frame-Options and HSTS (as Django's
+    # SecurityMiddleware does): only nginx's values reach the client.
+    res = curl(name, f"https://{SITE}/")
+    assert res.status == 200 and res.json()["backend"] in APPS
+    assert_security_headers(res)
+
+
+@pytest.mark.parametrize("name", WEB)
+def test_security_headers_on_error_pages(name):
+    res = curl(name, f"https://{SITE}/static/missing.css")
+    assert res.status == 404
+    assert_security_headers(res)
+    assert not res.all("cache-control")
+
+
+# --- Reverse proxy -----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", WEB)
+def test_proxy_sends_forwarded_headers(name):
+    res = curl(name, f"https://{SITE}/orders?id=7", "--http1.1",
+               "-H", "X-Forwarded-For: 203.0.113.66", "-H", "Connection: close")
+    seen = res.json()
+    assert seen["path"] == "/orders?id=7"
+    headers = seen["headers"]
+    assert headers["host"] == SITE
+    assert headers["x-forwarded-proto"] == "https"  # Django's SECURE_PROXY_SSL_HEADER
+    assert headers["x-forwarded-host"] == SITE
+    # nginx is the edge: the client's own claim is replaced by its address,
+    # which is the podman gateway the control node talks through.
+    gateway = container_ip(name).rsplit(".", 1)[0] + ".1"
+    assert headers["x-forwarded-for"] == gateway
+    # HTTP/1.1 keepalive to the app servers: the client's "close" is not passed.
+    assert seen["version"] == "HTTP/1.1"
+    assert "connection" not in headers
+
+
+@pytest.mark.parametrize("name", WEB)
+def test_every_app_server_gets_requests_over_kept_alive_connections(name):
+    backends: set[str] = set()
+    reused = False
+    for _ in range(30):
+        seen = curl(name, f"https://{SITE}/rr").json()
+        backends.add(seen["backend"])
+        reused = reused or seen["requests_on_connection"] > 1
+        if backends == set(APPS) and reused:
+            break
+    assert backends == set(APPS)
+    assert reused, "no upstream connection was reused"
+
+
+@pytest.mark.parametrize("name", WEB)
+def test_request_body_size_limit(name):
+    small = curl(name, f"https://{SITE}/upload", data=b"x" * 100_000)
+    assert small.status == 200 and small.json()["body_length"] == 100_000
+    big = curl(name, f"https://{SITE}/upload", data=b"x" * 2_000_000)
+    assert big.status == 413
+
+
+@pytest.mark.parametrize("name", WEB)
+def test_admin_allow_list(get_host, name):
+    from_control_node = curl(name, f"https://{SITE}/admin/")
+    if name.endswith("bookworm"):
+        # Only loopback is allowed there.
+        assert from_control_node.status == 403
+        assert_security_headers(from_control_node)
+        local = get_host(name).check_output(
+            "curl -sS -k --noproxy '*' --resolve www.ocpizza.com:443:127.0.0.1 "
+            "https://www.ocpizza.com/admin/")
+        assert json.loads(local)["path"] == "/admin/"
+    else:
+        assert from_control_node.status == 200
+        assert from_control_node.json()["path"] == "/admin/"
+
+
+# --- Static files ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", WEB)
+def test_hashed_static_files_are_cached_for_a_year_and_compressed(get_host, name):
+    path = "css/site.0123456789ab.css"
+    plain = curl(name, f"https://{SITE}/static/{path}")
+    assert plain.status == 200
+    assert plain.one("content-type") == "text/css"
+    assert plain.one("cache-control") == "public, max-age=31536000, immutable"
+    assert_security_headers(plain)
+    assert plain.body == get_host(name).file(f"{STATIC}/{path}").content
+
+    gz = curl(name, f"https://{SITE}/static/{path}", "-H", "Accept-Encoding: gzip")
+    assert gz.one("content-encoding") == "gzip"
+    assert "Accept-Encoding" in gz.one("vary")
+    assert gzip.decompress(gz.body) == plain.body
+
+
+@pytest.mark.parametrize("name", WEB)
+def test_precompressed_static_files_are_served_as_they_are(name):
+    url = f"https://{SITE}/static/js/app.abcdef012345.js"
+    gz = curl(name, url, "-H", "Accept-Encoding: gzip")
+    assert gz.one("content-encoding") == "gzip"
+    assert gzip.decompress(gz.body) == b"precompressed by the app deploy\n"
+    plain = curl(name, url)
+    assert not plain.all("content-encoding")
+    assert plain.body.startswith(b"/* js/app.abcdef012345.js")
+
+
+@pytest.mark.parametrize("name", WEB)
+def test_unhashed_static_files_are_cached_briefly(name):
+    res = curl(name, f"https://{SITE}/static/css/site.css")
+    assert res.status == 200
+    assert res.one("cache-control") == "public, max-age=3600"
+
+
+@pytest.mark.parametrize("name", WEB)
+def test_static_root_belongs_to_root_and_is_readable(get_host, name):
+    root = get_host(name).file(STATIC)
+    assert root.user == "root" and root.mode == 0o755
+
+
+# --- Configuration handling ------------------------------------------------------------
+
+@pytest.mark.parametrize("name", WEB)
+def test_live_configuration_is_clean(get_host, name):
+    host = get_host(name)
+    res = host.run("nginx -t")
+    assert res.rc == 0
+    assert "[warn]" not in res.stderr and "[emerg]" not in res.stderr, res.stderr
+    assert not host.file("/etc/nginx/sites-enabled/default").exists
+    nginx_conf = host.file("/etc/nginx/nginx.conf").content_string
+    assert "sites-enabled" not in nginx_conf
+    assert host.service("nginx").is_enabled
+
+
+@pytest.mark.parametrize("name", WEB)
+def test_invalid_extra_config_is_refused_while_the_site_keeps_answering(get_host, name):
+    record = ephemeral_dir() / f"refusal-{name}.json"
+    if not record.exists():
+        pytest.skip("side_effect.yml has not run")
+    outcome = json.loads(record.read_text())
+    # The role failed with nginx's own words...
+    assert 'unknown directive "this_is_not_a_directive"' in outcome["message"]
+    assert "NOT installed" in outcome["message"]
+    # ...the live file was not touched, and the site answered right after.
+    assert outcome["live_unchanged"] is True
+    assert outcome["status_after"] == "200"
+    assert get_host(name).run("grep -r this_is_not_a_directive /etc/nginx").rc == 1
+    assert curl(name, f"https://{SITE}/").status == 200
+
+
+def _renewal(name: str) -> dict:
+    record = ephemeral_dir() / f"renewal-{name}.json"
+    if not record.exists():
+        pytest.skip("side_effect.yml has not run")
+    return json.loads(record.read_text())
+
+
+def test_local_ca_certificate_due_for_renewal_and_renamed_is_issued_again():
+    outcome = _renewal(WEB[0])
+    # The role saw both reasons: a certificate expiring in 5 days, and a new name...
+    reasons = outcome["reasons"]
+    assert any(r.startswith("expires on") and "in 4 days" in r for r in reasons), reasons
+    assert any(r.startswith("does not cover api.ocpizza.com") for r in reasons), reasons
+    # ...and issued a certificate valid for a year, with every name,
+    assert outcome["serial"] != outcome["short_serial"]
+    assert outcome["valid_in_300_days"] is True
+    assert set(outcome["names"]) == {f"DNS:{n}" for n in (SITE, APEX, "api.ocpizza.com")}
+    # which nginx serves after its reload.
+    cert = served_certificate(WEB[0])
+    assert cert.serial_number == outcome["serial"]
+    assert "api.ocpizza.com" in dns_names(cert)
+
+
+def test_rotated_provided_certificate_is_served():
+    outcome = _renewal(WEB[1])
+    rotated = x509.load_pem_x509_certificate(
+        (ephemeral_dir() / "provided-rotated.crt").read_bytes())
+    assert outcome["serial"] == rotated.serial_number
+    cert = served_certificate(WEB[1])
+    assert cert.serial_number == rotated.serial_number
+    assert "api.ocpizza.com" in dns_names(cert)
+
+
+@pytest.mark.parametrize("name", WEB)
+def test_logs_rotate_and_nginx_writes_to_the_new_file(get_host, name):
+    host = get_host(name)
+    assert "rotate 14" in host.file("/etc/logrotate.d/nginx").content_string
+    curl(name, f"https://{SITE}/before-rotation")
+    host.check_output("logrotate -f /etc/logrotate.d/nginx")
+    assert host.file("/var/log/nginx/access.log.1").exists
+    marker = f"/after-rotation-{time.time_ns()}"
+    for _ in range(20):
+        curl(name, f"https://{SITE}{marker}")
+        if marker in host.file("/var/log/nginx/access.log").content_string:
+            break
+        time.sleep(0.5)
+    assert marker in host.file("/var/log/nginx/access.log").content_string
+
+
+# --- Failover (last: it marks an app server as failed for a while) --------------------
+
+@pytest.mark.parametrize(
+    ("break_it", "repair"),
+    [
+        ("systemctl stop echo-backend", "systemctl start echo-backend"),
+        ("touch /run/echo-backend.fail", "rm -f /run/echo-backend.fail"),
+    ],
+    ids=["app-server-down", "app-server-answers-502"],
+)
+def test_requests_go_to_the_other_app_server_when_one_fails(get_host, break_it, repair):
+    broken = get_host(APPS[1])
+    broken.check_output(break_it)
+    try:
+        for _ in range(10):
+            res = curl(WEB[0], f"https://{SITE}/failover")
+            assert res.status == 200
+            assert res.json()["backend"] == APPS[0]
+    finally:
+        broken.check_output(repair)
