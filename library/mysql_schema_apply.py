@@ -14,8 +14,16 @@ description:
     never re-applied silently. Write a new file instead.
   - A file that fails stops the run with its name and the server's error, and is not
     recorded. Statements of that file that ran before the error stay (MySQL commits DDL
-    implicitly); fix forward with a new file.
-  - Check mode lists the files that would be applied and applies none.
+    implicitly); fix forward with a new file, or make files idempotent
+    (C(CREATE TABLE IF NOT EXISTS)) so that a fixed file can run again.
+  - A file the ledger lists but the directory no longer holds is reported in RV(missing)
+    and otherwise ignored (a branch that dropped it, a file renamed after it was applied).
+  - File names are limited to letters, digits, C(.), C(_) and C(-); any other C(*.sql)
+    name stops the run before anything is applied.
+  - Check mode lists the files that would be applied (RV(applied)) and applies none; it
+    stops on a changed file exactly as a real run would. When O(path) does not exist yet
+    (a first run in check mode, before the repository is cloned), it reports a change
+    without listing files.
   - Connects as the operating-system user running the module through the server's
     unix socket (root on Debian's MariaDB and Ubuntu's MySQL).
 version_added: "1.0.0"
@@ -25,7 +33,7 @@ options:
     type: path
     required: true
   database:
-    description: Database the files are applied to.
+    description: Database the files are applied to (letters, digits and C(_)).
     type: str
     required: true
   ledger_table:
@@ -47,13 +55,14 @@ author:
 EXAMPLES = r"""
 - name: Apply database.git
   mysql_schema_apply:
-    path: /var/lib/ocpizza-schema
+    path: /var/lib/ocpizza-schema/database
     database: oc_pizza
+    login_unix_socket: /run/mysqld/mysqld.sock
 """
 
 RETURN = r"""
 applied:
-  description: Files applied by this run (or that would be, in check mode).
+  description: Files applied by this run (in check mode, the files that would be).
   type: list
   elements: str
   returned: always
@@ -62,10 +71,23 @@ already_applied:
   type: list
   elements: str
   returned: always
+missing:
+  description: Files the ledger lists that the directory does not hold.
+  type: list
+  elements: str
+  returned: always
+changed_files:
+  description: Applied files whose content changed since (the run fails).
+  type: list
+  elements: str
+  returned: failure
+failed_file:
+  description: The file whose application failed (the run fails).
+  type: str
+  returned: failure
 """
 
 import hashlib
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -73,6 +95,7 @@ from pathlib import Path
 from ansible.module_utils.basic import AnsibleModule
 
 _IDENT = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,250}\.sql$")
 
 
 def sha256_file(path: Path) -> str:
@@ -90,6 +113,11 @@ def sql_files(directory: Path) -> list[Path]:
                   key=lambda p: p.name)
 
 
+def bad_file_names(names: list[str]) -> list[str]:
+    """Names the ledger cannot hold safely (only letters, digits, ``.``, ``_``, ``-``)."""
+    return [n for n in names if not _FILE_NAME.match(n)]
+
+
 def plan(files: dict[str, str], ledger: dict[str, str]) -> tuple[list[str], list[str], list[str]]:
     """Split file name → sha256 into (to apply, already applied, changed since applied)."""
     pending, done, changed = [], [], []
@@ -103,19 +131,56 @@ def plan(files: dict[str, str], ledger: dict[str, str]) -> tuple[list[str], list
     return pending, done, changed
 
 
+def missing(files: dict[str, str], ledger: dict[str, str]) -> list[str]:
+    """Files the ledger lists that are not in the directory."""
+    return sorted(set(ledger) - set(files))
+
+
+def changed_message(changed: list[str], files: dict[str, str], ledger: dict[str, str]) -> str:
+    """The error that names each changed file with its recorded and current sha256."""
+    details = ", ".join(
+        f"{name} (applied as sha256 {ledger[name][:12]}…, now {files[name][:12]}…)"
+        for name in changed
+    )
+    return (
+        f"mysql_schema_apply: applied schema file(s) changed since they were applied: "
+        f"{details}. A file is applied once and never again: restore it in the repository "
+        f"and put the change in a new file."
+    )
+
+
+def ledger_ddl(table: str) -> str:
+    """CREATE TABLE of the ledger (file names compared byte for byte)."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS `{table}` ("
+        " filename VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,"
+        " sha256 CHAR(64) CHARACTER SET ascii NOT NULL,"
+        " applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)"
+        ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+    )
+
+
+def parse_rows(output: str) -> list[list[str]]:
+    """Rows of ``mysql --batch --skip-column-names`` output."""
+    return [line.split("\t") for line in output.splitlines() if line]
+
+
 class Client:
     """Runs the mysql command-line client."""
 
-    def __init__(self, module: AnsibleModule, database: str) -> None:
+    def __init__(self, module: AnsibleModule) -> None:
         self.module = module
-        self.base = [module.params["mysql_client"], "--batch", "--skip-column-names"]
+        self.base = [module.params["mysql_client"], "--batch", "--skip-column-names",
+                     "--default-character-set=utf8mb4"]
         if module.params["login_unix_socket"]:
             self.base.append(f"--socket={module.params['login_unix_socket']}")
-        self.database = database
 
-    def run(self, sql: str | None = None, stdin_path: Path | None = None) -> tuple[int, str, str]:
-        """Run SQL (or a file on stdin) against the database."""
-        args = [*self.base, f"--database={self.database}"]
+    def run(self, sql: str | None = None, stdin_path: Path | None = None,
+            database: str | None = None) -> tuple[int, str, str]:
+        """Run SQL (or a file on stdin), in ``database`` when given."""
+        args = list(self.base)
+        if database:
+            args.append(f"--database={database}")
         if sql is not None:
             args += ["--execute", sql]
         if stdin_path is not None:
@@ -126,12 +191,24 @@ class Client:
         return (proc.returncode, proc.stdout.decode(errors="replace"),
                 proc.stderr.decode(errors="replace"))
 
-    def must(self, sql: str) -> str:
+    def must(self, sql: str, database: str | None = None) -> str:
         """Run SQL, fail the module on error."""
-        rc, out, err = self.run(sql)
+        rc, out, err = self.run(sql, database=database)
         if rc != 0:
             self.module.fail_json(msg=f"mysql_schema_apply: {err.strip() or out.strip()}", sql=sql)
         return out
+
+
+def read_ledger(client: Client, database: str, table: str) -> tuple[bool, dict[str, str]]:
+    """Whether the ledger table exists, and its rows (file name → sha256)."""
+    count = client.must(
+        "SELECT COUNT(*) FROM information_schema.tables "
+        f"WHERE table_schema = '{database}' AND table_name = '{table}'"
+    ).strip()
+    if count != "1":
+        return False, {}
+    rows = parse_rows(client.must(f"SELECT filename, sha256 FROM `{database}`.`{table}`"))
+    return True, {row[0]: row[1] for row in rows if len(row) == 2}
 
 
 def main() -> None:
@@ -153,55 +230,54 @@ def main() -> None:
             module.fail_json(msg=f"mysql_schema_apply: {label} must be letters, digits and _, "
                                  f"got {value!r}")
     if not directory.is_dir():
+        if module.check_mode:
+            module.exit_json(
+                changed=True, applied=[], already_applied=[], missing=[],
+                msg=f"{directory} does not exist yet (the repository is not cloned): every "
+                    "SQL file of the repository would be applied",
+            )
         module.fail_json(msg=f"mysql_schema_apply: {directory} is not a directory")
 
-    files = {p.name: sha256_file(p) for p in sql_files(directory)}
-    client = Client(module, database)
-    exists = client.must(
-        "SELECT COUNT(*) FROM information_schema.tables "
-        f"WHERE table_schema = '{database}' AND table_name = '{table}'"
-    ).strip() == "1"
-    ledger: dict[str, str] = {}
-    if exists:
-        for line in client.must(f"SELECT filename, sha256 FROM `{table}`").splitlines():
-            name, _, digest = line.partition("\t")
-            ledger[name] = digest
+    paths = sql_files(directory)
+    bad = bad_file_names([p.name for p in paths])
+    if bad:
+        module.fail_json(
+            msg="mysql_schema_apply: schema file names may hold only letters, digits, '.', '_' "
+                f"and '-' (and start with a letter or digit); rename: {', '.join(bad)}",
+            applied=[], already_applied=[], missing=[],
+        )
+    files = {p.name: sha256_file(p) for p in paths}
+    client = Client(module)
+    exists, ledger = read_ledger(client, database, table)
 
     pending, done, changed = plan(files, ledger)
+    gone = missing(files, ledger)
     if changed:
-        module.fail_json(
-            msg="mysql_schema_apply: applied schema file(s) changed since they were applied: "
-                + ", ".join(changed)
-                + ". A file is applied once and never again: restore it and add a new file "
-                  "with the change.",
-            changed_files=changed, applied=[], already_applied=done,
-        )
+        module.fail_json(msg=changed_message(changed, files, ledger), changed_files=changed,
+                         applied=[], already_applied=done, missing=gone)
     if module.check_mode or not pending:
-        module.exit_json(changed=bool(pending), applied=pending, already_applied=done)
+        module.exit_json(changed=bool(pending), applied=pending, already_applied=done,
+                         missing=gone)
 
     if not exists:
-        client.must(
-            f"CREATE TABLE IF NOT EXISTS `{table}` ("
-            " filename VARCHAR(255) NOT NULL PRIMARY KEY,"
-            " sha256 CHAR(64) NOT NULL,"
-            " applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)"
-            ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
-        )
+        client.must(ledger_ddl(table), database=database)
     applied: list[str] = []
     for name in pending:
-        rc, out, err = client.run(stdin_path=directory / name)
+        rc, out, err = client.run(stdin_path=directory / name, database=database)
         if rc != 0:
             module.fail_json(
                 msg=f"mysql_schema_apply: {name} failed and was not recorded: "
                     f"{(err or out).strip()}",
-                failed_file=name, applied=applied, already_applied=done,
+                failed_file=name, applied=applied, already_applied=done, missing=gone,
                 changed=bool(applied),
             )
-        safe = name.replace("'", "''")
-        client.must(f"INSERT INTO `{table}` (filename, sha256) VALUES ('{safe}', '{files[name]}')")
+        # The name matched _FILE_NAME and the digest is hex: both are safe in quotes.
+        client.must(
+            f"INSERT INTO `{table}` (filename, sha256) VALUES ('{name}', '{files[name]}')",
+            database=database,
+        )
         applied.append(name)
-    os.sync()
-    module.exit_json(changed=True, applied=applied, already_applied=done)
+    module.exit_json(changed=True, applied=applied, already_applied=done, missing=gone)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,25 @@
+"""The mysql_schema_apply module: its pure parts, and its flow against a fake mysql client."""
+
 from __future__ import annotations
 
 import hashlib
+import json
+import sys
+import textwrap
 
-from mysql_schema_apply import plan, sha256_file, sql_files
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from mysql_schema_apply import (
+    bad_file_names,
+    changed_message,
+    ledger_ddl,
+    main,
+    missing,
+    parse_rows,
+    plan,
+    sha256_file,
+    sql_files,
+)
 
 
 def test_plan_splits_new_done_and_changed():
@@ -14,6 +31,7 @@ def test_plan_splits_new_done_and_changed():
 def test_plan_orders_by_file_name_and_ignores_removed_files():
     files = {"010_z.sql": "z", "002_b.sql": "b", "001_a.sql": "a"}
     assert plan(files, {"000_gone.sql": "g"})[0] == ["001_a.sql", "002_b.sql", "010_z.sql"]
+    assert missing(files, {"000_gone.sql": "g", "001_a.sql": "a"}) == ["000_gone.sql"]
 
 
 def test_sql_files_only_sql_in_name_order(tmp_path):
@@ -28,3 +46,182 @@ def test_sha256_file(tmp_path):
     f = tmp_path / "x.sql"
     f.write_bytes(b"SELECT 1;\n")
     assert sha256_file(f) == hashlib.sha256(b"SELECT 1;\n").hexdigest()
+
+
+def test_file_names_that_cannot_be_recorded_safely():
+    names = ["001_a.sql", "2024-01-02.fix.sql", "o'brien.sql", "a b.sql", "-x.sql", "back\\.sql"]
+    assert bad_file_names(names) == ["o'brien.sql", "a b.sql", "-x.sql", "back\\.sql"]
+
+
+def test_changed_message_names_each_file_and_both_checksums():
+    files = {"001_a.sql": "b" * 64}
+    msg = changed_message(["001_a.sql"], files, {"001_a.sql": "a" * 64})
+    assert "001_a.sql (applied as sha256 aaaaaaaaaaaa…, now bbbbbbbbbbbb…)" in msg
+    assert "new file" in msg
+
+
+def test_ledger_compares_names_byte_for_byte():
+    ddl = ledger_ddl("schema_migrations")
+    assert "CREATE TABLE IF NOT EXISTS `schema_migrations`" in ddl
+    assert "COLLATE utf8mb4_bin NOT NULL PRIMARY KEY" in ddl
+
+
+def test_parse_rows():
+    assert parse_rows("a\tb\nc\td\n") == [["a", "b"], ["c", "d"]]
+    assert parse_rows("") == []
+
+
+# --- The module's flow, with a fake `mysql` client --------------------------------
+
+FAKE_CLIENT = textwrap.dedent(
+    """\
+    import json, re, sys
+    state_path = {state!r}
+    state = json.load(open(state_path))
+    args = sys.argv[1:]
+    state["calls"].append(args)
+    sql = args[args.index("--execute") + 1] if "--execute" in args else None
+    out = ""
+    if sql is None:
+        text = sys.stdin.read()
+        if "FAIL" in text:
+            json.dump(state, open(state_path, "w"))
+            sys.stderr.write("ERROR 1064 (42000) at line 2: "
+                             "You have an error in your SQL syntax\\n")
+            sys.exit(1)
+        state["executed"].append(text)
+    elif "information_schema.tables" in sql:
+        out = "1\\n" if state["ledger"] is not None else "0\\n"
+    elif sql.startswith("SELECT filename"):
+        out = "".join(f"{{n}}\\t{{s}}\\n" for n, s in state["ledger"].items())
+    elif sql.startswith("CREATE TABLE"):
+        state["ledger"] = {{}}
+    elif sql.startswith("INSERT INTO"):
+        name, digest = re.findall(r"'([^']*)'", sql)
+        state["ledger"][name] = digest
+    json.dump(state, open(state_path, "w"))
+    sys.stdout.write(out)
+    """
+)
+
+
+@pytest.fixture
+def fake(tmp_path):
+    """A schema directory, a fake client and its state (ledger, executed files, calls)."""
+    state_path = tmp_path / "state.json"
+    state_path.write_text(json.dumps({"ledger": None, "executed": [], "calls": []}))
+    client = tmp_path / "mysql"
+    client.write_text(f"#!{sys.executable}\n" + FAKE_CLIENT.format(state=str(state_path)))
+    client.chmod(0o755)
+    schema = tmp_path / "schema"
+    schema.mkdir()
+    (schema / "001_create.sql").write_text("CREATE TABLE a (id INT);\n")
+    (schema / "002_seed.sql").write_text("INSERT INTO a VALUES (1);\n")
+
+    class Fake:
+        path = schema
+        mysql = str(client)
+
+        @staticmethod
+        def state():
+            return json.loads(state_path.read_text())
+
+    return Fake
+
+
+def run(fake, capsys, check_mode=False):
+    params = {"path": str(fake.path), "database": "oc_pizza", "mysql_client": fake.mysql,
+              "login_unix_socket": "/run/mysqld/mysqld.sock", "_ansible_check_mode": check_mode}
+    with patch_module_args(params), pytest.raises(SystemExit):
+        main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_first_run_applies_every_file_in_order_then_nothing(fake, capsys):
+    result = run(fake, capsys)
+    assert result["changed"] is True
+    assert result["applied"] == ["001_create.sql", "002_seed.sql"]
+    state = fake.state()
+    assert state["executed"] == ["CREATE TABLE a (id INT);\n", "INSERT INTO a VALUES (1);\n"]
+    assert set(state["ledger"]) == {"001_create.sql", "002_seed.sql"}
+    assert state["ledger"]["001_create.sql"] == sha256_file(fake.path / "001_create.sql")
+    call = state["calls"][-1]
+    assert "--socket=/run/mysqld/mysqld.sock" in call
+    assert "--default-character-set=utf8mb4" in call
+
+    again = run(fake, capsys)
+    assert again["changed"] is False
+    assert again["applied"] == []
+    assert again["already_applied"] == ["001_create.sql", "002_seed.sql"]
+    assert len(fake.state()["executed"]) == 2
+
+
+def test_check_mode_lists_the_files_and_applies_none(fake, capsys):
+    run(fake, capsys)
+    (fake.path / "003_index.sql").write_text("CREATE INDEX i ON a (id);\n")
+    result = run(fake, capsys, check_mode=True)
+    assert result["changed"] is True
+    assert result["applied"] == ["003_index.sql"]
+    assert "003_index.sql" not in fake.state()["ledger"]
+    assert len(fake.state()["executed"]) == 2
+
+
+def test_check_mode_before_the_first_clone(fake, capsys, tmp_path):
+    fake.path = tmp_path / "not-cloned-yet"
+    result = run(fake, capsys, check_mode=True)
+    assert result["changed"] is True
+    assert "not cloned" in result["msg"]
+
+
+def test_a_changed_applied_file_stops_the_run_by_name(fake, capsys):
+    run(fake, capsys)
+    (fake.path / "001_create.sql").write_text("CREATE TABLE a (id BIGINT);\n")
+    (fake.path / "003_index.sql").write_text("CREATE INDEX i ON a (id);\n")
+    for check_mode in (True, False):
+        result = run(fake, capsys, check_mode=check_mode)
+        assert result["failed"] is True
+        assert result["changed_files"] == ["001_create.sql"]
+        assert "changed since they were applied: 001_create.sql" in result["msg"]
+    assert "003_index.sql" not in fake.state()["ledger"]  # nothing applied after the refusal
+    assert len(fake.state()["executed"]) == 2
+
+
+def test_a_failing_file_stops_the_run_and_is_not_recorded(fake, capsys):
+    (fake.path / "003_broken.sql").write_text("SELECT 1;\nFAIL;\n")
+    (fake.path / "004_after.sql").write_text("SELECT 2;\n")
+    result = run(fake, capsys)
+    assert result["failed"] is True
+    assert result["failed_file"] == "003_broken.sql"
+    assert result["msg"].startswith(
+        "mysql_schema_apply: 003_broken.sql failed and was not recorded"
+    )
+    assert "You have an error in your SQL syntax" in result["msg"]
+    assert result["applied"] == ["001_create.sql", "002_seed.sql"]
+    assert set(fake.state()["ledger"]) == {"001_create.sql", "002_seed.sql"}
+
+
+def test_a_removed_file_is_reported_not_an_error(fake, capsys):
+    run(fake, capsys)
+    (fake.path / "002_seed.sql").unlink()
+    result = run(fake, capsys)
+    assert result["changed"] is False
+    assert result["missing"] == ["002_seed.sql"]
+
+
+def test_unsafe_file_names_stop_before_anything_is_applied(fake, capsys):
+    (fake.path / "003_it's.sql").write_text("SELECT 1;\n")
+    result = run(fake, capsys)
+    assert result["failed"] is True
+    assert "rename: 003_it's.sql" in result["msg"]
+    assert fake.state()["executed"] == []
+
+
+@pytest.mark.parametrize(("option", "value"), [("database", "oc-pizza"), ("ledger_table", "a;b")])
+def test_identifiers_are_checked(fake, capsys, option, value):
+    params = {"path": str(fake.path), "database": "oc_pizza", "mysql_client": fake.mysql,
+              option: value}
+    with patch_module_args(params), pytest.raises(SystemExit):
+        main()
+    result = json.loads(capsys.readouterr().out)
+    assert result["failed"] is True
+    assert f"{option} must be letters, digits and _" in result["msg"]
