@@ -1,0 +1,420 @@
+"""Backups and restores, end to end, with the operator's own commands.
+
+The playbooks run against the scenario's inventory exactly as an operator
+runs them against the lab; the checks read the database through its socket
+on the database host. Tests run in file order: each leaves the database in
+the state the next one expects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+DB = "ocpizza-mol-backup-db"
+APP = "ocpizza-mol-backup-app"
+TOOL = "/usr/local/sbin/ocpizza-backup"
+BACKUPS = "/var/backups/ocpizza"
+CHECKIN_LOG = "/var/log/checkins.log"
+
+SEED_SQL = r"""
+CREATE TABLE pizza (
+  id INT PRIMARY KEY AUTO_INCREMENT,
+  name VARCHAR(100) NOT NULL,
+  descr TEXT
+) ENGINE=InnoDB;
+CREATE TABLE customer_order (
+  id INT PRIMARY KEY AUTO_INCREMENT,
+  pizza_id INT NOT NULL,
+  qty INT NOT NULL,
+  note VARCHAR(200),
+  FOREIGN KEY (pizza_id) REFERENCES pizza (id)
+) ENGINE=InnoDB;
+CREATE TABLE order_audit (id INT PRIMARY KEY AUTO_INCREMENT, msg VARCHAR(200)) ENGINE=InnoDB;
+CREATE TABLE attachment (id INT PRIMARY KEY, data LONGBLOB, digest CHAR(64)) ENGINE=InnoDB;
+CREATE TABLE empty_table (id INT PRIMARY KEY) ENGINE=InnoDB;
+CREATE TRIGGER order_ai AFTER INSERT ON customer_order FOR EACH ROW
+  INSERT INTO order_audit (msg) VALUES (CONCAT('order ', NEW.id, ' x', NEW.qty));
+CREATE VIEW order_summary AS
+  SELECT o.id, p.name, o.qty FROM customer_order o JOIN pizza p ON p.id = o.pizza_id;
+DELIMITER //
+CREATE PROCEDURE place_order(IN p INT, IN q INT)
+BEGIN
+  INSERT INTO customer_order (pizza_id, qty) VALUES (p, q);
+END//
+CREATE FUNCTION pizza_total() RETURNS INT READS SQL DATA
+BEGIN
+  RETURN (SELECT COUNT(*) FROM pizza);
+END//
+DELIMITER ;
+CREATE EVENT nightly_cleanup ON SCHEDULE EVERY 1 DAY DISABLE
+  DO DELETE FROM order_audit WHERE id < 0;
+INSERT INTO pizza (name, descr) VALUES
+  ('Margherita', 'tomate, mozzarella, basilic'),
+  ('Quatre ''fromages''', 'a),(b\nsecond line\\ and a tab\there'),
+  ('Régina 🍕', NULL),
+  ('INSERT INTO `pizza` VALUES (9,''x'');', '-- Dump completed');
+CALL place_order(1, 2);
+CALL place_order(2, 1);
+CALL place_order(3, 5);
+INSERT INTO attachment (id, data) VALUES
+  (1, UNHEX(CONCAT('000102030405060708090A0B0C0D0E0F', REPEAT('FF00275C0A0D1A22', 64)))),
+  (2, ''),
+  (3, NULL),
+  (4, RANDOM_BYTES(1024));
+UPDATE attachment SET digest = SHA2(data, 256) WHERE data IS NOT NULL;
+"""
+
+CHANGE_SQL = r"""
+DELETE FROM customer_order WHERE id = 2;
+UPDATE pizza SET name = 'changed', descr = 'changed' WHERE id IN (1, 3);
+INSERT INTO empty_table VALUES (1), (2);
+DELETE FROM attachment WHERE id = 4;
+UPDATE attachment SET data = UNHEX('DEADBEEF') WHERE id = 1;
+DROP VIEW order_summary;
+DROP PROCEDURE place_order;
+"""
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+
+def podman(*args: str, stdin: str | None = None, check: bool = True) -> str:
+    proc = subprocess.run(["podman", *args], input=stdin, capture_output=True, text=True,
+                          check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"podman {' '.join(args)} failed: {proc.stderr}{proc.stdout}")
+    return proc.stdout
+
+
+def on_db(command: str, check: bool = True) -> str:
+    return podman("exec", DB, "bash", "-c", command, check=check)
+
+
+def sql(query: str, database: str = "oc_pizza") -> str:
+    return podman("exec", "-i", DB, "mysql", "--default-character-set=utf8mb4", "--batch",
+                  "--skip-column-names", database, stdin=query).strip()
+
+
+def checksums() -> dict[str, str]:
+    """CHECKSUM TABLE of every base table of oc_pizza, and the object names."""
+    tables = sql("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                 "'oc_pizza' AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1").split()
+    result = {}
+    for line in sql("CHECKSUM TABLE " + ", ".join(f"`{t}`" for t in tables)).splitlines():
+        name, value = line.split("\t")
+        result[name] = value
+    result["objects"] = sql(
+        "SELECT GROUP_CONCAT(n ORDER BY n) FROM ("
+        "SELECT CONCAT('view ', TABLE_NAME) n FROM information_schema.VIEWS WHERE TABLE_SCHEMA='oc_pizza' "
+        "UNION ALL SELECT CONCAT('trigger ', TRIGGER_NAME) FROM information_schema.TRIGGERS "
+        "WHERE TRIGGER_SCHEMA='oc_pizza' UNION ALL SELECT CONCAT(ROUTINE_TYPE, ' ', ROUTINE_NAME) "
+        "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA='oc_pizza' "
+        "UNION ALL SELECT CONCAT('event ', EVENT_NAME) FROM information_schema.EVENTS "
+        "WHERE EVENT_SCHEMA='oc_pizza') x")
+    return result
+
+
+def databases() -> set[str]:
+    return set(sql("SHOW DATABASES").split())
+
+
+def backup_ids() -> list[str]:
+    return sorted(on_db(f"ls {BACKUPS}").split())
+
+
+def gunicorn_pid() -> str:
+    return podman("exec", APP, "supervisorctl", "pid", "gunicorn").strip()
+
+
+def playbook(name: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_DEPRECATION_WARNINGS="0")
+    proc = subprocess.run(["ansible-playbook", "-i", str(inventory), f"playbooks/{name}", *extra],
+                          cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    print(proc.stdout[-6000:], proc.stderr[-2000:])
+    return proc
+
+
+def manifest(backup_id: str, directory: str = BACKUPS) -> dict:
+    return json.loads(on_db(f"cat {directory}/{backup_id}/{backup_id}.manifest.json"))
+
+
+@pytest.fixture(scope="module")
+def state() -> dict:
+    """What the tests learn and hand on (ids, checksums)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def fetch_dir() -> Path:
+    return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "fetched"
+
+
+# --------------------------------------------------------------------------
+# the role
+
+
+def test_timer_installed_and_enabled(get_host):
+    host = get_host(DB)
+    assert host.run("systemctl is-enabled ocpizza-backup.timer").stdout.strip() == "enabled"
+    assert host.run("systemctl is-active ocpizza-backup.timer").stdout.strip() == "active"
+    timer = host.run("systemctl show ocpizza-backup.timer -p TimersCalendar -p Persistent").stdout
+    assert "02:30:00" in timer and "Persistent=yes" in timer
+    unit = host.run("systemctl show ocpizza-backup.service -p Type -p ExecStopPost").stdout
+    assert "Type=oneshot" in unit and "checkin" in unit
+    assert host.file(BACKUPS).mode == 0o700
+    assert host.file("/etc/ocpizza-backup.conf").mode == 0o600
+
+
+# --------------------------------------------------------------------------
+# round trip
+
+
+def test_round_trip_restores_every_table_identically(state, fetch_dir):
+    sql(SEED_SQL)
+    before = checksums()
+    assert "view order_summary" in before["objects"] and "trigger order_ai" in before["objects"]
+
+    run = playbook("backup.yml", "-e", "fetch=true", "-e", f"backup_fetch_dir={fetch_dir}")
+    assert run.returncode == 0
+    backup_id = [i for i in backup_ids() if i.startswith("oc_pizza-")][-1]
+    m = manifest(backup_id)
+    assert m["tables"] == {"attachment": 4, "customer_order": 3, "empty_table": 0,
+                           "order_audit": 3, "pizza": 4}
+    assert m["binlog"]["file"].startswith("mysql-bin") and m["binlog"]["position"] > 0
+    assert m["server"]["version"] and m["kind"] == "manual"
+    assert m["views"] == ["order_summary"] and m["triggers"] == ["order_ai"]
+    assert m["routines"] == ["FUNCTION pizza_total", "PROCEDURE place_order"]
+    assert m["events"] == ["nightly_cleanup"]
+    fetched = fetch_dir / DB / backup_id
+    assert (fetched / f"{backup_id}.sql.gz").exists() and (fetched / f"{backup_id}.manifest.json").exists()
+
+    sql(CHANGE_SQL)
+    assert checksums() != before
+    pid = gunicorn_pid()
+    ids_before = backup_ids()
+
+    run = playbook("restore.yml", "-e", f"backup={backup_id}")
+    assert run.returncode == 0
+    assert checksums() == before
+    # The trigger, view, procedure and function work in the restored database.
+    sql("CALL place_order(4, 7);")
+    assert sql("SELECT msg FROM order_audit ORDER BY id DESC LIMIT 1") == "order 4 x7"
+    assert sql("SELECT qty FROM order_summary WHERE id = 4") == "7"
+    assert sql("SELECT pizza_total()") == "4"
+    assert sql("SELECT COUNT(*) FROM attachment WHERE digest = SHA2(data, 256)") == "2"
+    # gunicorn was stopped for the switch and started again.
+    new_pid = gunicorn_pid()
+    assert new_pid != pid and new_pid.isdigit()
+    # The safety backup holds the database as it was, and the report says how to undo.
+    safety = [i for i in backup_ids() if i not in ids_before]
+    assert len(safety) == 1 and manifest(safety[0])["kind"] == "pre-restore"
+    assert manifest(safety[0])["tables"]["empty_table"] == 2
+    assert f"restore.yml -e backup={safety[0]}" in " ".join(run.stdout.split())
+    previous = [d for d in databases() if d.startswith("oc_pizza_pre_restore_")]
+    assert len(previous) == 1
+    assert sql("SELECT COUNT(*) FROM empty_table", previous[0]) == "2"
+    assert not [d for d in databases() if d.startswith("oc_pizza_restore_")]
+    sql("DELETE FROM order_audit WHERE id > 3; DELETE FROM customer_order WHERE id > 3;")
+    assert checksums() == before
+    state.update(backup_id=backup_id, checksums=before, fetched=fetched)
+
+
+def test_restore_from_a_copy_on_the_controller(state):
+    """A backup fetched with -e fetch=true restores from its controller path."""
+    sql("UPDATE pizza SET name = 'changed again' WHERE id = 2;")
+    run = playbook("restore.yml", "-e", f"backup={state['fetched']}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert checksums() == state["checksums"]
+    assert not on_db(f"ls -a {BACKUPS} | grep incoming", check=False).strip()
+    for db in databases():
+        if db.startswith("oc_pizza_pre_restore_"):
+            sql(f"DROP DATABASE `{db}`")
+
+
+def test_backups_list_shows_each_backup_verified(state):
+    run = playbook("backups-list.yml")
+    assert run.returncode == 0
+    assert state["backup_id"] in run.stdout
+    line = next(li for li in run.stdout.splitlines() if state["backup_id"] in li)
+    assert "verified" in line and "manual" in line
+
+
+# --------------------------------------------------------------------------
+# refusals: the live database is left exactly as it was
+
+
+def _make_bad_copy(source: str, name: str, how: str) -> None:
+    """Copy backup `source` to id `name` and damage it."""
+    script = textwrap.dedent(f"""
+        import hashlib, json, os, shutil
+        src = "{BACKUPS}/{source}"; dst = "{BACKUPS}/{name}"
+        shutil.rmtree(dst, ignore_errors=True); os.mkdir(dst, 0o700)
+        data = open(f"{{src}}/{source}.sql.gz", "rb").read()
+        m = json.load(open(f"{{src}}/{source}.manifest.json"))
+        m["id"] = "{name}"; m["file"] = "{name}.sql.gz"
+        how = "{how}"
+        if how == "corrupt":
+            b = bytearray(data); mid = len(b) // 2
+            for i in range(mid, mid + 8): b[i] ^= 0xA5
+            data = bytes(b)
+        elif how.startswith("truncated"):
+            data = data[: len(data) * 2 // 3]
+            if how == "truncated-resealed":
+                m["sha256"] = hashlib.sha256(data).hexdigest(); m["compressed_bytes"] = len(data)
+        elif how == "mismatched":
+            m["id"] = "{source}"; m["file"] = "{source}.sql.gz"
+        open(f"{{dst}}/{name}.sql.gz", "wb").write(data)
+        json.dump(m, open(f"{{dst}}/{name}.manifest.json", "w"))
+    """)
+    podman("exec", "-i", DB, "python3", "-", stdin=script)
+
+
+REFUSALS = {
+    "corrupt": ("oc_pizza-corrupt", ["sha256 is", "corrupt or altered", "compressed data is corrupt"]),
+    "truncated": ("oc_pizza-truncated", ["truncated", "size is"]),
+    "truncated-resealed": ("oc_pizza-truncated-resealed",
+                           ["compressed data ends early (the file is truncated)"]),
+    "mismatched": ("oc_pizza-mismatched", ["manifest does not match"]),
+}
+
+
+@pytest.mark.parametrize("how", sorted(REFUSALS))
+def test_bad_backup_is_refused_and_nothing_changes(state, how):
+    name, expected = REFUSALS[how]
+    _make_bad_copy(state["backup_id"], name, how)
+    before, dbs, ids, pid = checksums(), databases(), backup_ids(), gunicorn_pid()
+    run = playbook("restore.yml", "-e", f"backup={name}")
+    assert run.returncode != 0
+    output = " ".join(run.stdout.split())
+    assert "REFUSED" in output and f"{name}.sql.gz" in output
+    for text in expected:
+        assert text in output, text
+    assert checksums() == before            # live data untouched
+    assert databases() == dbs               # no scratch database
+    assert backup_ids() == ids              # no safety backup was taken
+    assert gunicorn_pid() == pid            # gunicorn never stopped
+    on_db(f"rm -rf {BACKUPS}/{name}")
+
+
+def test_unknown_backup_is_refused_with_the_available_ids(state):
+    before = checksums()
+    run = playbook("restore.yml", "-e", "backup=oc_pizza-19990101T000000Z")
+    assert run.returncode != 0
+    output = " ".join(run.stdout.split())
+    assert "Unknown backup 'oc_pizza-19990101T000000Z'" in output
+    assert state["backup_id"] in output
+    assert checksums() == before
+
+
+def test_missing_backup_argument_is_refused():
+    run = playbook("restore.yml")
+    assert run.returncode != 0
+    assert "Missing -e backup=<id|path>" in run.stdout
+
+
+# --------------------------------------------------------------------------
+# retention
+
+
+RETENTION_DIR = "/var/backups/ocpizza-retention"
+
+
+def test_retention_prunes_exactly_what_it_should(state):
+    """Synthetic backups: one a day at 01:30Z from 2026-02-20 to 2026-03-20, a
+    manual one on 2026-03-20 15:00Z, a corrupt newest one (2026-03-21) and a
+    corrupt old one (2026-02-01). With 7 daily and 4 weekly:
+    daily keeps 03-20 15:00 and 03-19 .. 03-14; weekly (ISO weeks 12, 11, 10,
+    9) adds 03-08 and 03-01 (the Sundays closing weeks 10 and 9); the corrupt
+    newest one is not counted but kept (newer than the oldest kept backup); the
+    old corrupt one and everything else goes."""
+    import datetime as dt
+
+    stamps = [dt.datetime(2026, 2, 20, 1, 30) + dt.timedelta(days=n) for n in range(29)]
+    stamps.append(dt.datetime(2026, 3, 20, 15, 0))
+    good = {f"oc_pizza-{s:%Y%m%dT%H%M%SZ}": s for s in stamps}
+    corrupt = {f"oc_pizza-{s:%Y%m%dT%H%M%SZ}": s
+               for s in (dt.datetime(2026, 3, 21, 1, 30), dt.datetime(2026, 2, 1, 1, 30))}
+    script = textwrap.dedent(f"""
+        import json, os, shutil
+        src_id = "{state['backup_id']}"; src = "{BACKUPS}/" + src_id
+        root = "{RETENTION_DIR}"; shutil.rmtree(root, ignore_errors=True); os.makedirs(root)
+        data = open(f"{{src}}/{{src_id}}.sql.gz", "rb").read()
+        m = json.load(open(f"{{src}}/{{src_id}}.manifest.json"))
+        for bid, when, bad in {[(k, v.strftime('%Y-%m-%dT%H:%M:%SZ'), False) for k, v in good.items()]
+                               + [(k, v.strftime('%Y-%m-%dT%H:%M:%SZ'), True) for k, v in corrupt.items()]}:
+            os.mkdir(f"{{root}}/{{bid}}")
+            m.update(id=bid, file=bid + ".sql.gz", started_at=when, finished_at=when)
+            json.dump(m, open(f"{{root}}/{{bid}}/{{bid}}.manifest.json", "w"))
+            open(f"{{root}}/{{bid}}/{{bid}}.sql.gz", "wb").write(data[:-1] + b"X" if bad else data)
+    """)
+    podman("exec", "-i", DB, "python3", "-", stdin=script)
+    out = on_db(f"{TOOL} --dir {RETENTION_DIR} prune --keep-daily 7 --keep-weekly 4 --json")
+    result = json.loads(out)
+    remaining = set(on_db(f"ls {RETENTION_DIR}").split())
+    expected = {f"oc_pizza-2026{d}T013000Z" for d in
+                ("0319", "0318", "0317", "0316", "0315", "0314", "0308", "0301")}
+    expected |= {"oc_pizza-20260320T150000Z", "oc_pizza-20260321T013000Z"}
+    assert remaining == expected
+    assert set(result["pruned"]) == (set(good) | set(corrupt)) - expected
+    assert result["kept"]["oc_pizza-20260321T013000Z"] == ["does not verify: kept for inspection"]
+    on_db(f"rm -rf {RETENTION_DIR}")
+
+
+# --------------------------------------------------------------------------
+# the schedule: a triggered run, a failing run
+
+
+def _checkins() -> list[str]:
+    out = podman("exec", APP, "cat", CHECKIN_LOG, check=False)
+    return [line.split(" ", 1)[1] for line in out.splitlines() if " " in line]
+
+
+def test_triggered_run_produces_a_valid_backup_and_checks_in(get_host):
+    host = get_host(DB)
+    ids = backup_ids()
+    sent = len(_checkins())
+    result = host.run("systemctl start ocpizza-backup.service")
+    assert result.rc == 0, result.stderr
+    new = [i for i in backup_ids() if i not in ids]
+    assert len(new) == 1
+    assert manifest(new[0])["kind"] == "scheduled"
+    check = host.run(f"{TOOL} verify --json {new[0]}")
+    assert check.rc == 0 and json.loads(check.stdout)["ok"] and json.loads(check.stdout)["full"]
+    # Retention ran after it: the new backup is the one kept for today (UTC).
+    today = new[0].split("-")[1][:8]
+    assert [i for i in backup_ids() if i.split("-")[1].startswith(today)] == new
+    time.sleep(1)
+    assert _checkins()[sent:] == ["/ping/ocpizza-backup"]
+
+
+def test_failed_run_is_visible(get_host):
+    host = get_host(DB)
+    ids = backup_ids()
+    sent = len(_checkins())
+    host.run("systemctl stop mariadb")
+    try:
+        since = host.run("date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
+        result = host.run("systemctl start ocpizza-backup.service")
+        assert result.rc != 0
+        assert host.run("systemctl is-failed ocpizza-backup.service").stdout.strip() == "failed"
+        errors = host.run(f"journalctl -u ocpizza-backup.service -p err --since '{since}' "
+                          "--no-pager -o cat").stdout
+        assert "scheduled backup FAILED" in errors
+        time.sleep(1)
+        assert _checkins()[sent:] == ["/ping/ocpizza-backup/fail"]
+        assert backup_ids() == ids
+        assert not host.run(f"ls -A {BACKUPS} | grep partial").stdout.strip()
+    finally:
+        host.run("systemctl start mariadb")
+        host.run("systemctl reset-failed ocpizza-backup.service")
