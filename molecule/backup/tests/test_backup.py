@@ -212,7 +212,7 @@ def test_round_trip_restores_every_table_identically(state, fetch_dir):
     assert sql("SELECT msg FROM order_audit ORDER BY id DESC LIMIT 1") == "order 4 x7"
     assert sql("SELECT qty FROM order_summary WHERE id = 4") == "7"
     assert sql("SELECT pizza_total()") == "4"
-    assert sql("SELECT COUNT(*) FROM attachment WHERE digest = SHA2(data, 256)") == "2"
+    assert sql("SELECT COUNT(*) FROM attachment WHERE digest = SHA2(data, 256)") == "3"
     # gunicorn was stopped for the switch and started again.
     new_pid = gunicorn_pid()
     assert new_pid != pid and new_pid.isdigit()
@@ -227,19 +227,9 @@ def test_round_trip_restores_every_table_identically(state, fetch_dir):
     assert not [d for d in databases() if d.startswith("oc_pizza_restore_")]
     sql("DELETE FROM order_audit WHERE id > 3; DELETE FROM customer_order WHERE id > 3;")
     assert checksums() == before
+    for db in previous:
+        sql(f"DROP DATABASE `{db}`")
     state.update(backup_id=backup_id, checksums=before, fetched=fetched)
-
-
-def test_restore_from_a_copy_on_the_controller(state):
-    """A backup fetched with -e fetch=true restores from its controller path."""
-    sql("UPDATE pizza SET name = 'changed again' WHERE id = 2;")
-    run = playbook("restore.yml", "-e", f"backup={state['fetched']}")
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert checksums() == state["checksums"]
-    assert not on_db(f"ls -a {BACKUPS} | grep incoming", check=False).strip()
-    for db in databases():
-        if db.startswith("oc_pizza_pre_restore_"):
-            sql(f"DROP DATABASE `{db}`")
 
 
 def test_backups_list_shows_each_backup_verified(state):
@@ -281,30 +271,47 @@ def _make_bad_copy(source: str, name: str, how: str) -> None:
 
 
 REFUSALS = {
-    "corrupt": ("oc_pizza-corrupt", ["sha256 is", "corrupt or altered", "compressed data is corrupt"]),
-    "truncated": ("oc_pizza-truncated", ["truncated", "size is"]),
-    "truncated-resealed": ("oc_pizza-truncated-resealed",
-                           ["compressed data ends early (the file is truncated)"]),
-    "mismatched": ("oc_pizza-mismatched", ["manifest does not match"]),
+    # how the backup is damaged: (how restore.yml is given it, what the message must say)
+    "corrupt": ("id", ["sha256 is", "corrupt or altered", "compressed data is corrupt"]),
+    "truncated": ("controller path", ["truncated", "size is"]),
+    "mismatched": ("id", ["manifest does not match"]),
 }
 
 
 @pytest.mark.parametrize("how", sorted(REFUSALS))
-def test_bad_backup_is_refused_and_nothing_changes(state, how):
-    name, expected = REFUSALS[how]
+def test_bad_backup_is_refused_and_nothing_changes(state, fetch_dir, how):
+    name = f"oc_pizza-{how}"
+    via, expected = REFUSALS[how]
     _make_bad_copy(state["backup_id"], name, how)
+    ref = name
+    if via == "controller path":  # as if fetched earlier: only the controller has it
+        ref = str(fetch_dir / "bad" / name)
+        Path(ref).parent.mkdir(parents=True, exist_ok=True)
+        podman("cp", f"{DB}:{BACKUPS}/{name}", ref)
+        on_db(f"rm -rf {BACKUPS}/{name}")
     before, dbs, ids, pid = checksums(), databases(), backup_ids(), gunicorn_pid()
-    run = playbook("restore.yml", "-e", f"backup={name}")
+    run = playbook("restore.yml", "-e", f"backup={ref}")
     assert run.returncode != 0
     output = " ".join(run.stdout.split())
-    assert "REFUSED" in output and f"{name}.sql.gz" in output
+    assert "REFUSED" in output and f"{name}.sql.gz" in output and "nothing was changed" in output
     for text in expected:
         assert text in output, text
     assert checksums() == before            # live data untouched
     assert databases() == dbs               # no scratch database
     assert backup_ids() == ids              # no safety backup was taken
     assert gunicorn_pid() == pid            # gunicorn never stopped
+    assert not on_db(f"ls -A {BACKUPS} | grep incoming", check=False).strip()
     on_db(f"rm -rf {BACKUPS}/{name}")
+
+
+def test_a_resealed_truncated_backup_is_caught_by_decompression(state, get_host):
+    """Truncated, and its manifest rewritten to the new size and sha256."""
+    _make_bad_copy(state["backup_id"], "oc_pizza-resealed", "truncated-resealed")
+    check = get_host(DB).run(f"{TOOL} verify oc_pizza-resealed")
+    assert check.rc == 1
+    assert "compressed data ends early (the file is truncated)" in check.stdout
+    assert "sha256" not in check.stdout
+    on_db(f"rm -rf {BACKUPS}/oc_pizza-resealed")
 
 
 def test_unknown_backup_is_refused_with_the_available_ids(state):
