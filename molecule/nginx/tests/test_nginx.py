@@ -22,6 +22,7 @@ from cryptography import x509
 
 WEB = ["ocpizza-mol-nginx-bookworm", "ocpizza-mol-nginx-trixie"]
 APPS = ["ocpizza-mol-nginx-app1", "ocpizza-mol-nginx-app2"]
+LETSENCRYPT = "ocpizza-mol-nginx-letsencrypt"
 SITE = "www.ocpizza.com"
 APEX = "ocpizza.com"
 STATIC = "/var/www/ocpizza/static"
@@ -102,9 +103,11 @@ def s_client(
                           check=False)
 
 
-def served_certificate(name: str) -> x509.Certificate:
+def served_certificate(name: str, verify: bool = True) -> x509.Certificate:
     res = s_client(name, "-tls1_3")
-    assert "Verification: OK" in res.stdout, res.stdout + res.stderr
+    assert "New, TLSv1.3" in res.stdout, res.stderr
+    if verify:
+        assert "Verification: OK" in res.stdout, res.stdout + res.stderr
     pem = res.stdout[res.stdout.index("-----BEGIN CERTIFICATE-----"):
                      res.stdout.index("-----END CERTIFICATE-----") + 25]
     return x509.load_pem_x509_certificate(pem.encode())
@@ -437,6 +440,52 @@ def test_rotated_provided_certificate_is_served():
     cert = served_certificate(WEB[1])
     assert cert.serial_number == rotated.serial_number
     assert "api.ocpizza.com" in dns_names(cert)
+
+
+def test_letsencrypt_mode_bootstraps_and_asks_only_the_configured_acme_server(get_host):
+    outcome = _renewal(LETSENCRYPT)
+    assert outcome["mode"] == "letsencrypt"
+    # The role stopped at the ACME request with certbot's own error, which
+    # names the configured ACME server (a closed local port), not Let's Encrypt.
+    assert "certbot could not obtain the certificate" in outcome["error"], outcome["error"]
+    assert "127.0.0.1" in outcome["error"] and "Connection refused" in outcome["error"]
+    host = get_host(LETSENCRYPT)
+    log = host.check_output("cat /var/log/letsencrypt/letsencrypt.log")
+    requests = [line for line in log.splitlines() if "Sending GET request to" in line
+                or "Sending POST request to" in line]
+    assert requests and all("https://127.0.0.1:14000/" in line for line in requests), requests
+    assert "api.letsencrypt.org" not in log
+    # Meanwhile nginx serves a self-signed bootstrap certificate for every name,
+    cert = served_certificate(LETSENCRYPT, verify=False)
+    assert cert.issuer == cert.subject
+    assert {SITE, APEX, "api.ocpizza.com"} <= dns_names(cert)
+    assert host.file("/etc/nginx/tls/www.ocpizza.com.crt").linked_to == \
+        "/etc/nginx/tls/www.ocpizza.com.bootstrap.crt"
+    # and the challenge directory certbot's webroot mode writes to, over HTTP.
+    host.check_output("echo le-token > /var/www/letsencrypt/.well-known/acme-challenge/le-test")
+    res = curl(LETSENCRYPT, f"http://{SITE}/.well-known/acme-challenge/le-test")
+    assert res.status == 200 and res.body == b"le-token\n"
+
+
+def test_letsencrypt_renewals_reload_nginx_without_stopping_it(get_host):
+    if not (ephemeral_dir() / f"renewal-{LETSENCRYPT}.json").exists():
+        pytest.skip("side_effect.yml has not run")
+    host = get_host(LETSENCRYPT)
+    timer = host.service("certbot.timer")
+    assert timer.is_enabled and timer.is_running
+    hook = host.file("/etc/letsencrypt/renewal-hooks/deploy/50-ocpizza-reload-nginx")
+    assert hook.mode == 0o755 and "nginx -t" in hook.content_string
+    # What certbot runs after a renewal: nginx is reloaded, never restarted.
+    master = host.check_output("systemctl show -p MainPID --value nginx")
+    workers = set(host.check_output(f"pgrep -P {master}").split())
+    host.check_output(hook.path)
+    for _ in range(20):
+        new_workers = set(host.check_output(f"pgrep -P {master}").split()) - workers
+        if new_workers:
+            break
+        time.sleep(0.25)
+    assert new_workers, "the hook did not reload nginx (same workers)"
+    assert host.check_output("systemctl show -p MainPID --value nginx") == master
 
 
 @pytest.mark.parametrize("name", WEB)
