@@ -1,20 +1,43 @@
-"""Behaviour of role `mysql` an operator and an auditor rely on."""
+"""Behaviour of role `mysql` an operator and an auditor rely on.
+
+Every check goes through a real connection: the mysql client on the app host
+against the database server's address, the backup account's dump, the
+operator's systemctl commands, and ansible-playbook runs of the scenario's
+converge playbook for the schema repository and the input checks.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from conftest import container_ip
 
-DBS = ["ocpizza-mol-db-bookworm", "ocpizza-mol-db-trixie"]
-APP = "ocpizza-mol-db-app"
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "filter_plugins"))
+from mysql_sizing import innodb_buffer_pool_size, mysql_max_connections  # noqa: E402
+from ocpizza_gunicorn import gunicorn_workers  # noqa: E402
+
+BOOKWORM, TRIXIE = "ocpizza-mol-mysql-bookworm", "ocpizza-mol-mysql-trixie"
+DBS = [BOOKWORM, TRIXIE]
+APP = "ocpizza-mol-mysql-app"  # also the git server
+# Mirrors of molecule.yml.
 APP_PASSWORD = "p@ss:w/rd#%?&-app"
-SCENARIO = Path(__file__).resolve().parents[1]
+BACKUP_PASSWORD = "b4ck'up\"pw#1\\x"
+POOL_MAX_MB = {BOOKWORM: 384, TRIXIE: 512}
+MAX_CONNECTIONS_MIN = 10
+SERVER_ID = {BOOKWORM: 1, TRIXIE: 2}  # position in the dbservers group
 CNF = "/etc/mysql/mariadb.conf.d/90-ocpizza.cnf"
+BACKUP_CNF = "/etc/mysql/backup.cnf"
+SCENARIO = Path(__file__).resolve().parents[1]
+REFUSED = re.compile(r"not allowed to connect|Access denied")
 
 
 def sql(host, query: str) -> str:
@@ -22,28 +45,68 @@ def sql(host, query: str) -> str:
     return host.check_output(f"mysql -N -B -e {shlex.quote(query)}")
 
 
-def app_mysql(host, db_ip: str, query: str):
+def client(host, db_ip: str, user: str, password: str, query: str):
+    """The mysql client on ``host``, over TCP to ``db_ip``."""
     return host.run(
-        f"mysql -h {db_ip} -u oc_pizza -p{shlex.quote(APP_PASSWORD)} -N -B -e {shlex.quote(query)}"
+        f"mysql --protocol=tcp -h {db_ip} -u {user} -p{shlex.quote(password)} "
+        f"-N -B -e {shlex.quote(query)}"
     )
 
 
-def converge(*extra: str) -> subprocess.CompletedProcess[str]:
-    """Run the scenario's converge playbook again, as molecule does."""
-    return subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-         str(SCENARIO / "converge.yml"), *extra],
-        capture_output=True, text=True, timeout=900, check=False, env=os.environ.copy(),
+def variables(host) -> dict[str, str]:
+    rows = sql(host, "SHOW GLOBAL VARIABLES").splitlines()
+    return dict(line.split("\t", 1) for line in rows if "\t" in line)
+
+
+def converge(*extra: str, hosts: tuple[str, ...] = (BOOKWORM,), tags: str = "",
+             check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the scenario's converge playbook as molecule does, on some db hosts."""
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(SCENARIO / "converge.yml"),
+            "--limit", ",".join([*hosts, APP]), *extra]
+    if tags:
+        argv += ["--tags", tags]
+    if check:
+        argv.append("--check")
+    # JSON results: messages appear as written (YAML would double their quotes).
+    env = {**os.environ, "ANSIBLE_CALLBACK_RESULT_FORMAT": "json", "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_FORCE_COLOR": "0"}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False, env=env)
+
+
+def recap(res: subprocess.CompletedProcess[str], host: str) -> dict[str, int]:
+    """The PLAY RECAP counters of one host."""
+    line = next(x for x in res.stdout.split("PLAY RECAP")[-1].splitlines() if x.startswith(host))
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
+
+
+def changed_tasks(res: subprocess.CompletedProcess[str], host: str) -> list[str]:
+    """Names of the tasks that reported a change on one host."""
+    names, task = [], ""
+    for line in res.stdout.splitlines():
+        if line.startswith("TASK ["):
+            task = line[6:line.rindex("]")]
+        elif line.startswith(f"changed: [{host}]"):
+            names.append(task)
+    return names
+
+
+def forge(get_host, script: str, message: str) -> None:
+    """Commit a change to database.git's main branch, as a developer would."""
+    git = "git -c user.name=t -c user.email=t@t"
+    get_host(APP).check_output(
+        f"cd /srv/work && {git} fetch -q origin && {git} reset -q --hard origin/main && {script}"
+        f" && git add -A && (git diff --cached --quiet || {git} commit -qm {shlex.quote(message)})"
+        f" && {git} push -q origin HEAD:main && chown -R git:git /srv/git"
     )
 
 
-def forge_commit(get_host, script: str) -> None:
-    forge = get_host(APP)
-    forge.check_output(
-        "cd /srv/work && " + script
-        + " && git -c user.name=t -c user.email=t@t commit -qam test"
-        + " && git push -q origin HEAD:main && chown -R git:git /srv/git"
-    )
+def ledger(host) -> dict[str, str]:
+    rows = sql(host, "SELECT filename, sha256 FROM oc_pizza.schema_migrations").splitlines()
+    return dict(row.split("\t") for row in rows)
+
+
+# --- Service --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", DBS)
@@ -52,6 +115,7 @@ def test_service_active_enabled_and_named_mysql(get_host, name):
     assert host.service("mariadb").is_running
     assert host.service("mariadb").is_enabled
     assert host.check_output("systemctl is-active mysql") == "active"
+    assert host.check_output("systemctl show --property=Id --value mysql") == "mariadb.service"
 
 
 @pytest.mark.parametrize("name", DBS)
@@ -61,135 +125,317 @@ def test_operator_stop_and_start_mysql(get_host, name):
     assert host.run("systemctl is-active mariadb").stdout.strip() == "inactive"
     host.check_output("systemctl start mysql")
     assert host.check_output("systemctl is-active mariadb") == "active"
+    assert sql(host, "SELECT 1") == "1"
 
 
 @pytest.mark.parametrize("name", DBS)
 def test_listens_only_on_the_private_address(get_host, name):
     host = get_host(name)
-    listening = host.check_output("ss -Hltn 'sport = :3306'").split("\n")
+    listening = host.check_output("ss -Hltn 'sport = :3306'").splitlines()
     assert [line.split()[3] for line in listening] == [f"{container_ip(name)}:3306"]
+    assert not host.socket("tcp://0.0.0.0:3306").is_listening
+    assert not host.socket("tcp://127.0.0.1:3306").is_listening
+
+
+# --- Secure installation ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", DBS)
 def test_root_is_refused_over_tcp(get_host, name):
-    for client in (get_host(name), get_host(APP)):
-        res = client.run(f"mysql -h {container_ip(name)} -u root -e 'SELECT 1'")
-        assert res.rc != 0
-        assert "not allowed to connect" in res.stderr or "Access denied" in res.stderr
+    for source in (name, APP):
+        for password in ("", "insecure"):
+            res = client(get_host(source), container_ip(name), "root", password, "SELECT 1")
+            assert res.rc != 0
+            assert REFUSED.search(res.stderr), res.stderr
+
+
+@pytest.mark.parametrize("name", DBS)
+def test_root_logs_in_through_the_socket_only_as_the_system_root(get_host, name):
+    host = get_host(name)
+    assert sql(host, "SELECT CURRENT_USER()") == "root@localhost"
+    create = sql(host, "SHOW CREATE USER root@localhost")
+    assert create.endswith("IDENTIFIED VIA unix_socket"), create
+    # Another system user cannot become root with a password, even the one
+    # prepare.yml gave root on the Debian 12 host.
+    res = host.run("runuser -u nobody -- mysql -u root -pinsecure -e 'SELECT 1'")
+    assert res.rc != 0 and "Access denied" in res.stderr
 
 
 @pytest.mark.parametrize("name", DBS)
 def test_no_anonymous_user_no_test_db_no_remote_root(get_host, name):
     host = get_host(name)
     assert sql(host, "SELECT COUNT(*) FROM mysql.user WHERE user = ''") == "0"
-    assert sql(host, "SELECT COUNT(*) FROM mysql.user WHERE user = 'root' AND host <> 'localhost'") == "0"
+    assert sql(host, "SELECT COUNT(*) FROM mysql.user "
+                     "WHERE user = 'root' AND host <> 'localhost'") == "0"
+    assert sql(host, "SELECT COUNT(*) FROM mysql.db WHERE db LIKE 'test%'") == "0"
     assert "test" not in sql(host, "SHOW DATABASES").split()
 
 
 @pytest.mark.parametrize("name", DBS)
+def test_accounts_are_exactly_root_the_app_servers_and_the_local_backup(get_host, name):
+    host = get_host(name)
+    accounts = set(sql(host, "SELECT CONCAT(user, '@', host) FROM mysql.user").split())
+    # mysql@localhost and mariadb.sys@localhost are the package's own
+    # (unix socket only, and a locked definer account).
+    assert accounts == {
+        "root@localhost", "mysql@localhost", "mariadb.sys@localhost",
+        f"oc_pizza@{container_ip(APP)}", "oc_pizza_backup@localhost",
+    }
+
+
+# --- The application's account ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", DBS)
 def test_app_user_from_app_host_sees_only_its_database(get_host, name):
-    res = app_mysql(get_host(APP), container_ip(name), "SHOW DATABASES")
+    app, db_ip = get_host(APP), container_ip(name)
+    res = client(app, db_ip, "oc_pizza", APP_PASSWORD, "SHOW DATABASES")
     assert res.rc == 0, res.stderr
     assert sorted(res.stdout.split()) == ["information_schema", "oc_pizza"]
-    grants = app_mysql(get_host(APP), container_ip(name), "SHOW GRANTS").stdout
-    assert "ON `oc_pizza`.*" in grants and "ON *.*" in grants  # USAGE only on *.*
-    assert "ALL PRIVILEGES ON *.*" not in grants
+    grants = client(app, db_ip, "oc_pizza", APP_PASSWORD, "SHOW GRANTS").stdout
+    assert "GRANT ALL PRIVILEGES ON `oc_pizza`.* TO `oc_pizza`@" in grants
+    assert "GRANT USAGE ON *.* TO `oc_pizza`@" in grants
+    assert "WITH GRANT OPTION" not in grants
+    work = client(app, db_ip, "oc_pizza", APP_PASSWORD,
+                  "CREATE TABLE IF NOT EXISTS oc_pizza.app_probe (id INT); "
+                  "SELECT COUNT(*) FROM oc_pizza.app_probe")
+    assert work.rc == 0, work.stderr
+    other = client(app, db_ip, "oc_pizza", APP_PASSWORD, "SELECT COUNT(*) FROM mysql.user")
+    assert other.rc != 0 and "denied" in other.stderr
 
 
 @pytest.mark.parametrize("name", DBS)
 def test_app_user_refused_from_any_other_host(get_host, name):
-    others = [n for n in DBS if n != name]
-    for other in [name, *others]:
-        res = app_mysql(get_host(other), container_ip(name), "SELECT 1")
+    for other in DBS:  # the other database server, and the server itself over TCP
+        res = client(get_host(other), container_ip(name), "oc_pizza", APP_PASSWORD, "SELECT 1")
         assert res.rc != 0
-        assert "not allowed to connect" in res.stderr or "Access denied" in res.stderr
+        assert REFUSED.search(res.stderr), res.stderr
+
+
+# --- Configuration ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", DBS)
 def test_configured_values_in_effect(get_host, name):
     host = get_host(name)
-    rows = dict(
-        line.split("\t") for line in sql(host, "SHOW GLOBAL VARIABLES").splitlines() if "\t" in line
-    )
+    got = variables(host)
     mem_mb = int(host.check_output("awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo"))
-    pool_mb = int(rows["innodb_buffer_pool_size"]) // 1024 // 1024
-    assert pool_mb % 128 == 0 and 128 <= pool_mb <= max(mem_mb * 0.6, 128)
-    assert rows["bind_address"] == container_ip(name)
-    assert rows["character_set_server"] == "utf8mb4"
-    assert rows["collation_server"] == "utf8mb4_unicode_ci"
-    assert int(rows["max_connections"]) == 50  # one app host: 5 workers + 20, minimum 50
-    assert rows["slow_query_log"] == "ON"
-    assert float(rows["long_query_time"]) == 1.0
-    assert rows["log_bin"] == "ON"
-    assert rows["binlog_format"] == "ROW"
-    assert rows["binlog_expire_logs_seconds"] == str(7 * 86400)
+    pool_mb = innodb_buffer_pool_size(mem_mb, maximum_mb=POOL_MAX_MB[name])
+    workers = gunicorn_workers(int(get_host(APP).check_output("nproc")))
+    assert int(got["innodb_buffer_pool_size"]) == pool_mb * 1024 * 1024
+    assert int(got["max_connections"]) == mysql_max_connections(
+        [workers], minimum=MAX_CONNECTIONS_MIN
+    ) == workers * 2 + 20
+    assert got["bind_address"] == container_ip(name)
+    assert got["port"] == "3306"
+    assert got["skip_name_resolve"] == "ON"
+    assert got["local_infile"] == "OFF"
+    assert got["character_set_server"] == "utf8mb4"
+    assert got["collation_server"] == "utf8mb4_unicode_ci"
+    assert got["slow_query_log"] == "ON"
+    assert got["slow_query_log_file"] == "/var/log/mysql/mariadb-slow.log"
+    assert float(got["long_query_time"]) == 1.0
+    assert got["log_bin"] == "ON"
+    assert got["binlog_format"] == "ROW"
+    assert got["sync_binlog"] == "1"
+    assert got["binlog_expire_logs_seconds"] == str(7 * 86400)
+    assert got["server_id"] == str(SERVER_ID[name])
+    if "character_set_collations" in got:  # MariaDB 11
+        assert "utf8mb4=utf8mb4_unicode_ci" in got["character_set_collations"]
     charset = sql(host, "SELECT default_character_set_name, default_collation_name "
                         "FROM information_schema.schemata WHERE schema_name = 'oc_pizza'")
     assert charset == "utf8mb4\tutf8mb4_unicode_ci"
 
 
 @pytest.mark.parametrize("name", DBS)
-def test_backup_user_can_take_a_consistent_dump_and_nothing_more(get_host, name):
+def test_configuration_is_one_file_of_the_roles_own(get_host, name):
     host = get_host(name)
-    assert host.file("/etc/mysql/backup.cnf").mode == 0o600
+    cnf = host.file(CNF)
+    assert cnf.user == "root" and cnf.mode == 0o644
+    assert "Ansible managed" in cnf.content_string
+    # No packaged file was edited.
+    assert host.run("dpkg --verify mariadb-server mariadb-common mysql-common").stdout == ""
+
+
+@pytest.mark.parametrize("name", DBS)
+def test_slow_queries_are_logged(get_host, name):
+    host = get_host(name)
+    sql(host, "SELECT SLEEP(1.2), 'ocpizza-slow-probe'")
+    assert "ocpizza-slow-probe" in host.check_output("cat /var/log/mysql/mariadb-slow.log")
+
+
+# --- The backup account -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", DBS)
+def test_backup_user_takes_a_consistent_dump_with_every_object(get_host, name):
+    host = get_host(name)
+    cnf = host.file(BACKUP_CNF)
+    assert (cnf.user, cnf.group, cnf.mode) == ("root", "root", 0o600)
     dump = host.run(
-        "mysqldump --defaults-extra-file=/etc/mysql/backup.cnf --single-transaction "
+        f"mysqldump --defaults-extra-file={BACKUP_CNF} --single-transaction "
         "--routines --triggers --events --master-data=2 oc_pizza"
     )
     assert dump.rc == 0, dump.stderr
-    assert "CHANGE MASTER TO MASTER_LOG_FILE" in dump.stdout
-    assert "INSERT INTO `audit_log`" in dump.stdout
-    denied = host.run("mysql --defaults-extra-file=/etc/mysql/backup.cnf -e 'DROP TABLE oc_pizza.audit_log'")
-    assert denied.rc != 0 and "denied" in denied.stderr
+    assert dump.stderr.strip() == ""  # no "insufficient privileges" warning
+    out = dump.stdout
+    assert re.search(r"-- CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin\.\d+', MASTER_LOG_POS=\d+", out)
+    assert "INSERT INTO `audit_log`" in out
+    assert "VIEW `audit_log_recent`" in out
+    assert "TRIGGER audit_log_actor_lower" in out
+    assert "PROCEDURE `audit_log_purge`" in out and "ROW_COUNT()" in out
+    assert "EVENT `audit_log_nightly_purge`" in out
+
+
+@pytest.mark.parametrize("name", DBS)
+def test_backup_user_can_read_and_nothing_more(get_host, name):
+    host = get_host(name)
+    as_backup = f"mysql --defaults-extra-file={BACKUP_CNF} -N -B -e "
+    grants = host.check_output(as_backup + shlex.quote("SHOW GRANTS"))
+    assert "GRANT USAGE ON *.* TO `oc_pizza_backup`@`localhost`" in grants
+    assert "GRANT SELECT, LOCK TABLES, SHOW VIEW, EVENT, TRIGGER ON `oc_pizza`.*" in grants
+    assert "GRANT SELECT ON `mysql`.`proc`" in grants
+    assert len(grants.splitlines()) == 3  # no global privilege besides USAGE
+    for statement in ("DROP TABLE oc_pizza.audit_log",
+                      "INSERT INTO oc_pizza.audit_log (actor, action) VALUES ('x', 'y')",
+                      "SELECT COUNT(*) FROM mysql.user"):
+        res = host.run(as_backup + shlex.quote(statement))
+        assert res.rc != 0 and "denied" in res.stderr, statement
+    # Local only: the same credentials are refused over the network.
+    res = client(get_host(APP), container_ip(name), "oc_pizza_backup", BACKUP_PASSWORD, "SELECT 1")
+    assert res.rc != 0 and REFUSED.search(res.stderr), res.stderr
+
+
+# --- Schema repository ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", DBS)
 def test_schema_files_applied_exactly_once(get_host, name):
-    host = get_host(name)
-    ledger = sql(host, "SELECT filename FROM oc_pizza.schema_migrations ORDER BY filename")
-    assert ledger.split() == ["001_create_audit_log.sql", "002_seed_audit_log.sql"]
+    host, git = get_host(name), get_host(APP)
+    files = [f for f in git.check_output(
+        "git --git-dir=/srv/git/database.git ls-tree --name-only main"
+    ).split() if f.endswith(".sql")]
+    assert files[:3] == ["001_create_audit_log.sql", "002_seed_audit_log.sql",
+                         "003_reporting_objects.sql"]
+    recorded = ledger(host)
+    for f in files:  # each file of main recorded once (primary key), with its checksum
+        digest = git.check_output(
+            f"git --git-dir=/srv/git/database.git show main:{f} | sha256sum"
+        ).split()[0]
+        assert recorded[f] == digest
     # 002 inserts one row: the idempotence converge did not apply it again.
-    assert sql(host, "SELECT COUNT(*) FROM oc_pizza.audit_log") == "1"
-    assert sql(host, "SELECT action FROM oc_pizza.audit_log") == "créé — pizza 🍕"
+    assert sql(host, "SELECT COUNT(*) FROM oc_pizza.audit_log WHERE actor = 'schema'") == "1"
+    assert sql(host, "SELECT action FROM oc_pizza.audit_log WHERE actor = 'schema'") == (
+        "créé — pizza 🍕"
+    )
 
 
-def test_tampered_and_failing_schema_files_stop_the_run(get_host):
-    db = get_host(DBS[0])
-    before = sql(db, "SELECT filename, sha256 FROM oc_pizza.schema_migrations")
-    forge_commit(get_host, "echo '-- edited later' >> 001_create_audit_log.sql")
-    try:
-        res = converge()
-        assert res.returncode != 0
-        assert "changed since they were applied: 001_create_audit_log.sql" in res.stdout
-    finally:
-        forge_commit(get_host, "git checkout HEAD~1 -- 001_create_audit_log.sql")
+def test_schema_checkout_uses_the_pinned_key(get_host):
+    host = get_host(BOOKWORM)
+    assert host.file("/var/lib/ocpizza-schema/deploy_key").mode == 0o600
+    assert host.file("/var/lib/ocpizza-schema").mode == 0o700
+    known = host.file("/var/lib/ocpizza-schema/known_hosts").content_string
+    assert known.startswith(f"{APP} ssh-ed25519 ")
 
-    forge_commit(get_host, "printf 'CREATE TABLE broken (id INT;\\n' > 003_broken.sql && git add 003_broken.sql")
-    try:
-        res = converge()
-        assert res.returncode != 0
-        assert "003_broken.sql failed and was not recorded" in res.stdout
-        assert "error in your SQL syntax" in res.stdout
-        assert "003_broken.sql" not in sql(db, "SELECT filename FROM oc_pizza.schema_migrations")
-    finally:
-        forge_commit(get_host, "git rm -q 003_broken.sql")
-    assert converge().returncode == 0
-    assert sql(db, "SELECT filename, sha256 FROM oc_pizza.schema_migrations") == before
+
+# The next four tests run in this order on the Debian 12 host, each from the
+# state the previous one left: they follow database.git through a release
+# with a new file and a broken one, a tampered file, and the fix. The fixture
+# puts main back to the scenario's files afterwards, so verify can run again.
+STAMP = int(time.time())
+NEW = f"100_verify_{STAMP}.sql"
+BROKEN = f"101_broken_{STAMP}.sql"
+
+
+@pytest.fixture(scope="module")
+def schema_release(get_host):
+    new_sql = f"INSERT INTO audit_log (actor, action) VALUES ('verify', '{NEW}');"
+    forge(get_host,
+          f"echo {shlex.quote(new_sql)} > {NEW}"
+          f" && echo 'INSERT INTO no_such_table VALUES (1);' > {BROKEN}",
+          "add a new file and a broken one")
+    yield
+    forge(get_host,
+          "git rm -q --ignore-unmatch '1*_*.sql'"
+          " && git checkout $(git rev-list --max-parents=0 HEAD) -- .",
+          "back to the fixture")
+
+
+def verify_rows(db) -> str:
+    return sql(db, f"SELECT COUNT(*) FROM oc_pizza.audit_log WHERE action = '{NEW}'")
+
+
+def test_check_mode_lists_the_new_files_and_applies_none(get_host, schema_release):
+    db = get_host(BOOKWORM)
+    before = ledger(db)
+    res = converge(tags="mysql_schema", check=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert f"would apply ['{NEW}', '{BROKEN}']" in res.stdout
+    assert ledger(db) == before
+    assert verify_rows(db) == "0"
+
+
+def test_a_failing_file_stops_the_run_and_is_not_recorded(get_host, schema_release):
+    db = get_host(BOOKWORM)
+    res = converge(tags="mysql_schema")
+    assert res.returncode != 0
+    assert recap(res, BOOKWORM)["failed"] == 1
+    assert f"{BROKEN} failed and was not recorded" in res.stderr
+    assert "Table 'oc_pizza.no_such_table' doesn't exist" in res.stderr
+    recorded = ledger(db)
+    assert BROKEN not in recorded
+    assert NEW in recorded  # applied before it, once
+    assert verify_rows(db) == "1"
+
+
+def test_a_tampered_applied_file_stops_the_run(get_host, schema_release):
+    db = get_host(BOOKWORM)
+    before = ledger(db)
+    forge(get_host, f"git rm -q {BROKEN} && echo '-- edited later' >> 001_create_audit_log.sql",
+          "drop the broken file, tamper with 001")
+    res = converge(tags="mysql_schema")
+    assert res.returncode != 0
+    assert recap(res, BOOKWORM)["failed"] == 1
+    assert "changed since they were applied: 001_create_audit_log.sql" in res.stderr
+    assert ledger(db) == before
+
+
+def test_a_rerun_with_nothing_new_changes_nothing(get_host, schema_release):
+    db = get_host(BOOKWORM)
+    forge(get_host, "git checkout $(git rev-list --max-parents=0 HEAD) -- 001_create_audit_log.sql",
+          "restore 001")
+    res = converge(tags="mysql_schema")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    # The checkout moves to the fixed revision; no SQL runs (molecule's
+    # idempotence step shows changed=0 for a rerun of the same revision).
+    assert changed_tasks(res, BOOKWORM) == ["mysql : Fetch the schema repository"]
+    assert "applied []" in res.stdout
+    assert verify_rows(db) == "1"  # the new file was not applied again
+
+
+# --- Bad inputs -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["-e", "vault_mysql_app_password="], "Set vault_mysql_app_password"),
-        (["-e", "mysql_bind_address=10.0.0.300"], "mysql_bind_address must be an IPv4/IPv6 address"),
-        (["-e", "mysql_bind_address='not an ip!'"], "mysql_bind_address must be an IPv4/IPv6 address"),
+        ({"vault_mysql_app_password": ""}, "Set vault_mysql_app_password"),
+        ({"vault_mysql_backup_password": ""}, "Set vault_mysql_backup_password"),
+        ({"mysql_bind_address": "10.0.0.300"},
+         "mysql_bind_address must be an IPv4/IPv6 address or a host name, got '10.0.0.300'"),
+        ({"mysql_bind_address": "not an ip!"},
+         "mysql_bind_address must be an IPv4/IPv6 address or a host name, got 'not an ip!'"),
     ],
+    ids=["missing-app-password", "missing-backup-password", "bind-10.0.0.300", "bind-not-an-ip"],
 )
 def test_bad_inputs_stop_before_any_change(get_host, extra, message):
-    db = get_host(DBS[0])
+    db = get_host(BOOKWORM)
     checksum = db.check_output(f"sha256sum {CNF}")
-    res = converge(*extra)
+    started = db.check_output("systemctl show --property=ActiveEnterTimestamp mariadb")
+    res = converge("-e", json.dumps(extra))
     assert res.returncode != 0
-    assert message in res.stdout
-    assert "changed=0" in res.stdout.split("PLAY RECAP")[-1]
+    assert message in res.stderr
+    counters = recap(res, BOOKWORM)
+    assert counters["failed"] == 1 and counters["changed"] == 0
     assert db.check_output(f"sha256sum {CNF}") == checksum
+    assert db.check_output("systemctl show --property=ActiveEnterTimestamp mariadb") == started
