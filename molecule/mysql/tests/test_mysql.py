@@ -425,8 +425,13 @@ def test_a_rerun_with_nothing_new_changes_nothing(get_host, schema_release):
          "mysql_bind_address must be an IPv4/IPv6 address or a host name, got '10.0.0.300'"),
         ({"mysql_bind_address": "not an ip!"},
          "mysql_bind_address must be an IPv4/IPv6 address or a host name, got 'not an ip!'"),
+        # A value only the server's parser can judge: the candidate file is
+        # refused before it replaces the live one, so no restart happens.
+        ({"mysql_extra_config": "innodb_log_file_size = lots"},
+         "Unknown suffix 'l' used for variable 'innodb-log-file-size'"),
     ],
-    ids=["missing-app-password", "missing-backup-password", "bind-10.0.0.300", "bind-not-an-ip"],
+    ids=["missing-app-password", "missing-backup-password", "bind-10.0.0.300", "bind-not-an-ip",
+         "server-refuses-value"],
 )
 def test_bad_inputs_stop_before_any_change(get_host, extra, message):
     db = get_host(BOOKWORM)
