@@ -27,5 +27,5 @@ for f in molecule/*/molecule.yml; do
 done
 
 echo; printf '%s\n' "${report[@]}"
-echo "make test: $passed passed, $failed failed"
+echo "summary: $passed passed, $failed failed"
 ((failed == 0))
