@@ -1,0 +1,255 @@
+"""Deploys after the first one, in order: each test pushes a commit to the
+forge's production branch (or changes the source) and runs molecule/app/deploy.yml.
+
+Wall times go to timings.txt in molecule's scratch directory and to the output.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+from appscenario import (
+    APP,
+    APP_ROOT,
+    EXAMPLE_DIR,
+    FORGE,
+    PROJECT_DIR,
+    SCENARIO_DIR,
+    Poller,
+    ansible_playbook,
+    deploy,
+    django_eval,
+    gunicorn_pid,
+    healthz,
+    http_get,
+    live_release,
+    push,
+    releases,
+    sh,
+    task_was_skipped,
+)
+from conftest import ephemeral_dir
+
+PIPENV_TASK = "app : Run pipenv install --deploy"
+STATE: dict[str, object] = {}
+
+
+@pytest.fixture(scope="module")
+def app(get_host):
+    return get_host(APP)
+
+
+def venv_of(app, release: str) -> str:
+    return sh(app, f"readlink {APP_ROOT}/releases/{release}/.venv")
+
+
+def example(path: str) -> str:
+    return (EXAMPLE_DIR / path).read_text()
+
+
+def test_code_only_deploy_reuses_the_virtualenv_and_reloads_gracefully(app, get_host):
+    before = live_release(app)
+    venv = venv_of(app, before)
+    marker = sh(app, f"stat -c '%i %Y' {venv}/.ocpizza-complete")
+    pid = gunicorn_pid(app)
+    # New code (a template) and a new static file that the page links.
+    home = example("shop/templates/shop/home.html").replace(
+        "<h1>OC Pizza</h1>",
+        '{% load static %}<link rel="stylesheet" href="{% static \'shop/build.css\' %}">\n'
+        '  <h1>OC Pizza</h1>\n  <p id="build">Build B</p>',
+    )
+    sha = push(
+        [
+            {"path": "shop/templates/shop/home.html", "content": home},
+            {"path": "shop/static/shop/build.css", "content": "#build { color: #b22222; }\n"},
+        ],
+        "Code-only change",
+    )
+
+    with Poller() as poller:
+        run = deploy("deploy-code-only")
+    assert run.rc == 0, run.output[-4000:]
+
+    after = live_release(app)
+    assert after != before and after.endswith(sha[:7])
+    assert sh(app, f"cat {APP_ROOT}/releases/{after}/REVISION") == sha
+    # Same virtualenv, untouched: pipenv did not run.
+    assert venv_of(app, after) == venv
+    assert sh(app, f"stat -c '%i %Y' {venv}/.ocpizza-complete") == marker
+    assert task_was_skipped(run.output, PIPENV_TASK)
+    # Graceful reload: same master, new workers on the new code.
+    assert gunicorn_pid(app) == pid
+    assert healthz()["release"] == after
+    page = http_get("/", proxied=True).body
+    assert 'id="build">Build B' in page
+    assert re.search(r"/static/shop/build\.[0-9a-f]{12}\.css", page)
+    assert sh(app, f"readlink {APP_ROOT}/previous") == f"{APP_ROOT}/releases/{before}"
+    # No probe failed while the release changed under it.
+    assert poller.failures == [], poller.failures[:5]
+    assert poller.releases[-1] == after and poller.ok > 10
+    STATE.update(venv_a=venv)
+
+
+def test_static_files_of_the_old_release_stay_published(get_host):
+    """Publishing the new release's files adds them beside the old ones."""
+    web = get_host(FORGE)
+    old = set(web.check_output("cat /var/lib/ocpizza-static/sets/*").split())
+    run = ansible_playbook("publish_static.yml", {}, log_name="publish-static")
+    assert run.rc == 0, run.output[-3000:]
+    present = set(web.check_output("cd /srv/www-test/static && find . -type f").split())
+    assert old <= present, sorted(old - present)[:5]
+    assert any(re.fullmatch(r"\./shop/build\.[0-9a-f]{12}\.css", p) for p in present)
+    assert len(web.check_output("ls /var/lib/ocpizza-static/sets").split()) == 2
+
+
+def test_changed_lock_deploy_builds_a_new_virtualenv(app):
+    before = live_release(app)
+    pid = gunicorn_pid(app)
+    files = SCENARIO_DIR / "files" / "changed-lock"
+    sha = push(
+        [
+            {"path": "Pipfile", "src": str(files / "Pipfile")},
+            {"path": "Pipfile.lock", "src": str(files / "Pipfile.lock")},
+        ],
+        "Lock change (add six)",
+    )
+    run = deploy("deploy-changed-lock")
+    assert run.rc == 0, run.output[-4000:]
+    after = live_release(app)
+    assert after != before and after.endswith(sha[:7])
+    venv = venv_of(app, after)
+    assert venv != venv_of(app, before)
+    assert not task_was_skipped(run.output, PIPENV_TASK)
+    assert sh(app, f"{venv}/bin/python -c 'import six; print(six.__version__)'").startswith("1.")
+    # Another interpreter: gunicorn was restarted, not HUP'ed.
+    assert gunicorn_pid(app) != pid
+    assert healthz()["release"] == after
+    STATE.update(venv_c=venv, release_c=after)
+
+
+def test_failed_migration_leaves_the_previous_release_serving(app):
+    before = live_release(app)
+    known = releases(app)
+    pid = gunicorn_pid(app)
+    broken = (
+        "from django.db import migrations\n\n\n"
+        "def fail(apps, schema_editor):\n"
+        '    raise RuntimeError("migration broken on purpose")\n\n\n'
+        "class Migration(migrations.Migration):\n"
+        '    dependencies = [("shop", "0001_initial")]\n'
+        "    operations = [migrations.RunPython(fail)]\n"
+    )
+    push([{"path": "shop/migrations/0002_broken.py", "content": broken}], "Broken migration")
+    run = deploy("deploy-broken-migration")
+    assert run.rc != 0
+    assert "migration broken on purpose" in run.output
+    assert f"Release {before} is still live" in run.output
+    assert live_release(app) == before
+    assert releases(app) == known, "the broken release is removed"
+    assert gunicorn_pid(app) == pid
+    assert healthz()["release"] == before
+    code = (
+        "from django.db.migrations.recorder import MigrationRecorder as R; "
+        "print(R.Migration.objects.filter(app='shop', name='0002_broken').exists())"
+    )
+    assert django_eval(app, code) == "False"
+
+
+def test_failing_healthz_after_the_switch_switches_back(app):
+    """The new release goes live, answers 500 everywhere: back to the previous one."""
+    before = live_release(app)
+    known = releases(app)
+    middleware = (
+        "from django.http import HttpResponseServerError\n\n\n"
+        "class Broken:\n"
+        "    def __init__(self, get_response):\n"
+        "        self.get_response = get_response\n\n"
+        "    def __call__(self, request):\n"
+        '        return HttpResponseServerError("broken on purpose")\n'
+    )
+    settings = example("ocpizza/settings/production.py") + (
+        '\nMIDDLEWARE = ["shop.broken.Broken", *MIDDLEWARE]  # noqa: F405\n'
+    )
+    push(
+        [
+            {"path": "shop/migrations/0002_broken.py", "state": "absent"},
+            {"path": "shop/broken.py", "content": middleware},
+            {"path": "ocpizza/settings/production.py", "content": settings},
+        ],
+        "Broken health check",
+    )
+    run = deploy("deploy-broken-healthz", app_healthz_timeout=10)
+    assert run.rc != 0
+    assert "Wait for /healthz" in run.output
+    assert f"Release {before} is still live" in run.output
+    assert "did not answer /healthz with" not in run.output
+    assert live_release(app) == before
+    assert releases(app) == known
+    assert healthz()["release"] == before
+    assert sh(app, "grep ^OCPIZZA_RELEASE= /etc/ocpizza/app.env") == f"OCPIZZA_RELEASE={before}"
+
+
+def test_clone_error_leaves_the_previous_release_serving(app):
+    """A host key other than the pinned one: the fetch fails, nothing changes."""
+    before = live_release(app)
+    known = releases(app)
+    key = ephemeral_dir() / "impostor_ed25519"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    impostor = " ".join(Path(f"{key}.pub").read_text().split()[:2])
+    run = deploy("deploy-clone-error", app_git_known_hosts=[f"{FORGE} {impostor}"])
+    assert run.rc != 0
+    assert "Host key verification failed" in run.output
+    assert f"Release {before} is still live" in run.output
+    assert live_release(app) == before
+    assert releases(app) == known
+    assert healthz()["release"] == before
+
+
+def test_zip_source_deploy(app, tmp_path):
+    """§4.1.1: the code as a ZIP archive (GitHub's layout: one top directory)."""
+    archive = tmp_path / "ocpizza-production.zip"
+    subprocess.run(
+        ["git", "-C", str(PROJECT_DIR), "archive", "--format=zip", "--prefix=ocpizza-production/",
+         "-o", str(archive), "HEAD:examples/ocpizza"],
+        check=True,
+    )  # fmt: skip
+    with zipfile.ZipFile(archive) as handle:
+        assert "ocpizza-production/manage.py" in handle.namelist()
+    run = deploy("deploy-zip", app_source="zip", app_zip_path=str(archive))
+    assert run.rc == 0, run.output[-4000:]
+    after = live_release(app)
+    assert after.split("-")[1].startswith("z")
+    assert sh(app, f"cat {APP_ROOT}/releases/{after}/REVISION").startswith("zip:sha256:")
+    # Same lock as the first release: its virtualenv again, no pipenv.
+    assert venv_of(app, after) == STATE.get("venv_a")
+    assert task_was_skipped(run.output, PIPENV_TASK)
+    assert healthz()["release"] == after
+    assert 'id="build"' not in http_get("/", proxied=True).body
+
+
+def test_a_change_of_gunicorn_settings_restarts_it(app):
+    pid = gunicorn_pid(app)
+    run = ansible_playbook(
+        "gunicorn.yml", {"gunicorn_max_requests": 999}, log_name="gunicorn-change"
+    )
+    assert run.rc == 0, run.output[-3000:]
+    assert "RUNNING HANDLER [gunicorn : Restart gunicorn]" in run.output
+    assert "max_requests = 999" in sh(app, "cat /etc/ocpizza/gunicorn.conf.py")
+    assert gunicorn_pid(app) != pid
+    assert healthz()["release"] == live_release(app)
+
+
+def test_old_releases_and_unused_virtualenvs_are_removed(app):
+    kept = releases(app)
+    assert len(kept) <= 3  # app_keep_releases in this scenario
+    live = live_release(app)
+    previous = Path(sh(app, f"readlink {APP_ROOT}/previous")).name
+    assert {live, previous} <= set(kept)
+    used = {venv_of(app, release) for release in kept}
+    present = set(sh(app, f"find {APP_ROOT}/shared/venvs -mindepth 1 -maxdepth 1 -type d").split())
+    assert present == used
