@@ -210,6 +210,34 @@ def test_clone_error_leaves_the_previous_release_serving(app):
     assert healthz()["release"] == before
 
 
+def test_lock_out_of_date_with_its_pipfile_fails_with_pipenvs_message(app):
+    before = live_release(app)
+    known = releases(app)
+    venvs = sh(app, f"ls {APP_ROOT}/shared/venvs")
+    pipfile = example("Pipfile").replace('openpyxl = ">=3.1"', 'openpyxl = ">=3.1"\nsix = "*"')
+    push(
+        [
+            {"path": "Pipfile", "content": pipfile},
+            {"path": "Pipfile.lock", "src": str(EXAMPLE_DIR / "Pipfile.lock")},
+            {"path": "shop/broken.py", "state": "absent"},
+            {
+                "path": "ocpizza/settings/production.py",
+                "src": str(EXAMPLE_DIR / "ocpizza/settings/production.py"),
+            },
+        ],
+        "Pipfile changed without relocking",
+    )
+    run = deploy("deploy-stale-lock")
+    assert run.rc != 0
+    assert "Run pipenv install --deploy" in run.output
+    assert re.search(r"Your Pipfile\.lock \([0-9a-f]+\) is out of date", run.output)
+    assert f"Release {before} is still live" in run.output
+    assert live_release(app) == before
+    assert releases(app) == known
+    assert sh(app, f"ls {APP_ROOT}/shared/venvs") == venvs, "the unfinished virtualenv is removed"
+    assert healthz()["release"] == before
+
+
 def test_zip_source_deploy(app, tmp_path):
     """§4.1.1: the code as a ZIP archive (GitHub's layout: one top directory)."""
     archive = tmp_path / "ocpizza-production.zip"
