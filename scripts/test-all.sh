@@ -18,9 +18,7 @@ step() {
 
 step lint bash scripts/lint.sh
 step unit pytest -q tests
-if [[ -f examples/ocpizza/scripts/run-tests.sh ]]; then
-    step app-tests bash examples/ocpizza/scripts/run-tests.sh
-fi
+step app-tests bash examples/ocpizza/scripts/run-tests.sh
 for f in molecule/*/molecule.yml; do
     s=$(basename "$(dirname "$f")")
     step "molecule-$s" bash scripts/molecule.sh "$s"
