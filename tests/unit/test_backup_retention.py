@@ -3,25 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import sys
-from pathlib import Path
 
-TOOL = Path(__file__).resolve().parents[2] / "roles/mysql_backup/files/ocpizza-backup.py"
+from ocpizza_backup.retention import RetentionEntry, plan_retention
 
-
-def _load():
-    """The tool is a script, not a package: load it by path (once)."""
-    if "ocpizza_backup" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("ocpizza_backup", TOOL)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["ocpizza_backup"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["ocpizza_backup"]
-
-
-tool = _load()
-Entry = tool.RetentionEntry
+Entry = RetentionEntry
 UTC = dt.UTC
 
 
@@ -45,29 +30,49 @@ def daily(first: str, days: int) -> list[dt.datetime]:
 def test_sixty_daily_backups_keep_seven_days_and_four_weeks():
     # 2026-01-01 .. 2026-03-01 at 01:30Z; 2026-03-01 is a Sunday (ISO week 9).
     times = daily("2026-01-01", 60)
-    plan = tool.plan_retention(entries(*times), keep_daily=7, keep_weekly=4)
-    kept = {name(at(d)) for d in ("2026-03-01", "2026-02-28", "2026-02-27", "2026-02-26",
-                                  "2026-02-25", "2026-02-24", "2026-02-23",
-                                  # newest of ISO weeks 8, 7, 6 (week 9 is 03-01, already kept)
-                                  "2026-02-22", "2026-02-15", "2026-02-08")}
+    plan = plan_retention(entries(*times), keep_daily=7, keep_weekly=4)
+    kept = {
+        name(at(d))
+        for d in (
+            "2026-03-01",
+            "2026-02-28",
+            "2026-02-27",
+            "2026-02-26",
+            "2026-02-25",
+            "2026-02-24",
+            "2026-02-23",
+            # newest of ISO weeks 8, 7, 6 (week 9 is 03-01, already kept)
+            "2026-02-22",
+            "2026-02-15",
+            "2026-02-08",
+        )
+    }
     assert set(plan.keep) == kept
     assert set(plan.prune) == {name(t) for t in times} - kept
-    assert plan.keep[name(at("2026-03-01"))] == ["newest good backup", "daily 2026-03-01",
-                                                 "weekly 2026-W09"]
+    assert plan.keep[name(at("2026-03-01"))] == [
+        "newest good backup",
+        "daily 2026-03-01",
+        "weekly 2026-W09",
+    ]
     assert plan.keep[name(at("2026-02-15"))] == ["weekly 2026-W07"]
 
 
 def test_several_backups_a_day_keep_the_newest_of_each_day():
-    times = [at("2026-03-10", "01:30"), at("2026-03-10", "11:00"), at("2026-03-10", "16:45"),
-             at("2026-03-11", "01:30"), at("2026-03-11", "09:12")]
-    plan = tool.plan_retention(entries(*times), keep_daily=7, keep_weekly=0)
+    times = [
+        at("2026-03-10", "01:30"),
+        at("2026-03-10", "11:00"),
+        at("2026-03-10", "16:45"),
+        at("2026-03-11", "01:30"),
+        at("2026-03-11", "09:12"),
+    ]
+    plan = plan_retention(entries(*times), keep_daily=7, keep_weekly=0)
     assert sorted(plan.keep) == [name(at("2026-03-10", "16:45")), name(at("2026-03-11", "09:12"))]
     assert len(plan.prune) == 3
 
 
 def test_gaps_count_days_that_have_a_backup_not_calendar_days():
     times = [at("2026-03-01"), at("2026-03-05"), at("2026-03-20")]
-    plan = tool.plan_retention(entries(*times), keep_daily=2, keep_weekly=0)
+    plan = plan_retention(entries(*times), keep_daily=2, keep_weekly=0)
     assert set(plan.keep) == {name(at("2026-03-20")), name(at("2026-03-05"))}
     assert plan.prune == [name(at("2026-03-01"))]
 
@@ -75,7 +80,7 @@ def test_gaps_count_days_that_have_a_backup_not_calendar_days():
 def test_a_corrupt_newest_backup_is_not_the_newest_good_one():
     good = daily("2026-03-01", 10)
     broken = (at("2026-03-11"), at("2026-03-12"))
-    plan = tool.plan_retention(entries(*good, bad=broken), keep_daily=3, keep_weekly=0)
+    plan = plan_retention(entries(*good, bad=broken), keep_daily=3, keep_weekly=0)
     # The three newest *good* days are kept; the corrupt ones do not take their place.
     kept_good = {name(at(d)) for d in ("2026-03-10", "2026-03-09", "2026-03-08")}
     assert kept_good <= set(plan.keep)
@@ -86,28 +91,30 @@ def test_a_corrupt_newest_backup_is_not_the_newest_good_one():
 
 
 def test_an_old_corrupt_backup_is_pruned():
-    plan = tool.plan_retention(entries(*daily("2026-03-01", 5), bad=(at("2026-02-01"),)),
-                               keep_daily=7, keep_weekly=4)
+    plan = plan_retention(
+        entries(*daily("2026-03-01", 5), bad=(at("2026-02-01"),)), keep_daily=7, keep_weekly=4
+    )
     assert plan.prune == [name(at("2026-02-01"))]
 
 
 def test_nothing_is_pruned_when_no_backup_verifies():
     bad = tuple(daily("2026-01-01", 30))
-    plan = tool.plan_retention(entries(bad=bad), keep_daily=1, keep_weekly=0)
+    plan = plan_retention(entries(bad=bad), keep_daily=1, keep_weekly=0)
     assert plan.prune == []
     assert len(plan.keep) == 30
 
 
 def test_the_newest_good_backup_is_kept_even_with_no_daily_slot():
     times = daily("2026-03-01", 3)
-    plan = tool.plan_retention(entries(*times), keep_daily=0, keep_weekly=0)
+    plan = plan_retention(entries(*times), keep_daily=0, keep_weekly=0)
     assert list(plan.keep) == [name(at("2026-03-03"))]
     assert len(plan.prune) == 2
 
 
 def test_a_backup_whose_time_is_unknown_is_never_pruned():
-    plan = tool.plan_retention([*entries(*daily("2026-03-01", 3)), Entry("odd", None, False)],
-                               keep_daily=1, keep_weekly=0)
+    plan = plan_retention(
+        [*entries(*daily("2026-03-01", 3)), Entry("odd", None, False)], keep_daily=1, keep_weekly=0
+    )
     assert plan.keep["odd"] == ["time unknown: never pruned"]
     assert "odd" not in plan.prune
 
@@ -115,7 +122,7 @@ def test_a_backup_whose_time_is_unknown_is_never_pruned():
 def test_weeks_follow_iso_years():
     # 2025-12-29 (Mon) .. 2026-01-04 (Sun) is ISO week 2026-W01.
     times = [at("2025-12-27"), at("2025-12-28"), at("2025-12-29"), at("2026-01-04")]
-    plan = tool.plan_retention(entries(*times), keep_daily=1, keep_weekly=2)
+    plan = plan_retention(entries(*times), keep_daily=1, keep_weekly=2)
     assert plan.keep[name(at("2026-01-04"))][-1] == "weekly 2026-W01"
     assert plan.keep[name(at("2025-12-28"))] == ["weekly 2025-W52"]
     assert set(plan.prune) == {name(at("2025-12-27")), name(at("2025-12-29"))}

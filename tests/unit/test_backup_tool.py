@@ -5,36 +5,28 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import json
 import os
 import stat
-import sys
 import textwrap
 import zlib
 from pathlib import Path
 
 import pytest
-
-TOOL = Path(__file__).resolve().parents[2] / "roles/mysql_backup/files/ocpizza-backup.py"
-
-
-def _load():
-    """The tool is a script, not a package: load it by path (once)."""
-    if "ocpizza_backup" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("ocpizza_backup", TOOL)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["ocpizza_backup"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["ocpizza_backup"]
-
-
-tool = _load()
+from ocpizza_backup import BackupError, UnknownBackup
+from ocpizza_backup.backup import backup
+from ocpizza_backup.checkin import checkin_target
+from ocpizza_backup.cli import format_list
+from ocpizza_backup.config import Config
+from ocpizza_backup.dumpscan import DumpScanner, count_rows
+from ocpizza_backup.manifest import backup_files, list_ids, resolve
+from ocpizza_backup.verify import gunzip_chunks, verify
 
 # A dump as MariaDB 10.11's mysqldump writes it (one row per line), with the
 # traps: strings holding "),(", quotes, backslashes, an INSERT statement and
 # the completion marker; a trigger and a routine whose bodies look like data.
-DUMP = textwrap.dedent(r"""
+DUMP = (
+    textwrap.dedent(r"""
     /*M!999999\- enable the sandbox mode */
     -- MariaDB dump 10.19  Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)
     -- CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin.000007', MASTER_LOG_POS=4363;
@@ -73,13 +65,16 @@ DUMP = textwrap.dedent(r"""
     DELIMITER ;
     -- SET GLOBAL gtid_slave_pos='0-1-16';
     -- Dump completed on 2026-11-29  7:19:27
-""").lstrip().encode()
+""")
+    .lstrip()
+    .encode()
+)
 
 TABLES = {"pizza": 4, "we`ird": 4, "empty": 0}
 
 
 def scan(data: bytes, chunk: int) -> object:
-    scanner = tool.DumpScanner()
+    scanner = DumpScanner()
     for i in range(0, len(data), chunk):
         scanner.feed(data[i : i + chunk])
     scanner.close()
@@ -98,9 +93,11 @@ def test_scanner_counts_rows_exactly_whatever_the_chunking(chunk):
 
 
 def test_scanner_reads_one_line_extended_inserts():
-    dump = (b"CREATE TABLE `t` (\n  `a` text\n);\n"
-            b"INSERT INTO `t` VALUES (1,'x),(y'),(2,NULL),(3,'\\\\');\n"
-            b"INSERT INTO `t` VALUES (4,'');\n-- Dump completed on x\n")
+    dump = (
+        b"CREATE TABLE `t` (\n  `a` text\n);\n"
+        b"INSERT INTO `t` VALUES (1,'x),(y'),(2,NULL),(3,'\\\\');\n"
+        b"INSERT INTO `t` VALUES (4,'');\n-- Dump completed on x\n"
+    )
     assert scan(dump, 5).tables == {"t": 4}
 
 
@@ -112,32 +109,43 @@ def test_scanner_reads_mysql8_source_position():
 
 
 def test_count_rows_ignores_parentheses_in_strings():
-    assert tool.count_rows(b"(1,'(((('),(2,'\\')'),(3,0x28)") == 3
+    assert count_rows(b"(1,'(((('),(2,'\\')'),(3,0x28)") == 3
 
 
 # --------------------------------------------------------------------------
 # backups on disk
 
 
-def make_backup(root: Path, backup_id: str = "oc_pizza-20261129T013000Z",
-                dump: bytes = DUMP) -> object:
+def make_backup(
+    root: Path, backup_id: str = "oc_pizza-20261129T013000Z", dump: bytes = DUMP
+) -> object:
     directory = root / backup_id
     directory.mkdir(parents=True)
-    files = tool.backup_files(directory, backup_id)
+    files = backup_files(directory, backup_id)
     files.data.write_bytes(gzip.compress(dump))
     data = files.data.read_bytes()
-    files.manifest.write_text(json.dumps({
-        "format": 1, "id": backup_id, "kind": "manual", "database": "oc_pizza",
-        "file": files.data.name, "sha256": hashlib.sha256(data).hexdigest(),
-        "compressed_bytes": len(data), "dump_bytes": len(dump), "tables": TABLES,
-        "finished_at": "2026-11-29T01:30:00Z",
-    }))
+    files.manifest.write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "id": backup_id,
+                "kind": "manual",
+                "database": "oc_pizza",
+                "file": files.data.name,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "compressed_bytes": len(data),
+                "dump_bytes": len(dump),
+                "tables": TABLES,
+                "finished_at": "2026-11-29T01:30:00Z",
+            }
+        )
+    )
     return files
 
 
 def test_a_good_backup_verifies(tmp_path):
     files = make_backup(tmp_path)
-    check = tool.verify(files, full=True)
+    check = verify(files, full=True)
     assert check.ok, check.problems
     assert check.as_dict()["rows"] == 8
 
@@ -151,7 +159,7 @@ def flip(path: Path, offset: int) -> None:
 def test_flipped_bytes_are_caught_by_checksum_and_decompression(tmp_path):
     files = make_backup(tmp_path)
     flip(files.data, files.data.stat().st_size // 2)
-    problems = tool.verify(files, full=True).problems
+    problems = verify(files, full=True).problems
     assert "sha256 is" in problems[0] and "corrupt or altered" in problems[0]
     assert any("compressed data is corrupt" in p for p in problems)
     assert str(files.data) in problems[0]
@@ -161,7 +169,7 @@ def test_a_truncated_file_is_caught(tmp_path):
     files = make_backup(tmp_path)
     data = files.data.read_bytes()
     files.data.write_bytes(data[: len(data) // 2])
-    problems = " ".join(tool.verify(files, full=True).problems)
+    problems = " ".join(verify(files, full=True).problems)
     assert "size is" in problems and "truncated" in problems and "sha256 is" in problems
 
 
@@ -172,8 +180,8 @@ def test_a_truncated_file_with_a_matching_manifest_is_caught_by_decompression(tm
     m = json.loads(files.manifest.read_text())
     m.update(sha256=hashlib.sha256(data).hexdigest(), compressed_bytes=len(data))
     files.manifest.write_text(json.dumps(m))
-    assert tool.verify(files, full=False).ok  # checksums alone cannot see it
-    problems = tool.verify(files, full=True).problems
+    assert verify(files, full=False).ok  # checksums alone cannot see it
+    problems = verify(files, full=True).problems
     assert any("ends early (the file is truncated)" in p for p in problems)
 
 
@@ -184,7 +192,7 @@ def test_a_dump_cut_before_compression_is_caught(tmp_path):
     m = json.loads(files.manifest.read_text())
     m["dump_bytes"] = len(DUMP)
     files.manifest.write_text(json.dumps(m))
-    problems = " ".join(tool.verify(files, full=True).problems)
+    problems = " ".join(verify(files, full=True).problems)
     assert "incomplete" in problems and "table pizza has 2 rows, manifest says 4" in problems
 
 
@@ -192,7 +200,7 @@ def test_a_manifest_from_another_backup_is_refused(tmp_path):
     files = make_backup(tmp_path)
     other = make_backup(tmp_path, "oc_pizza-20261128T013000Z")
     files.manifest.write_text(other.manifest.read_text())
-    problems = " ".join(tool.verify(files, full=True).problems)
+    problems = " ".join(verify(files, full=True).problems)
     assert "manifest does not match" in problems
 
 
@@ -201,27 +209,27 @@ def test_wrong_row_counts_in_the_manifest_are_refused(tmp_path):
     m = json.loads(files.manifest.read_text())
     m["tables"] = {**TABLES, "pizza": 5}
     files.manifest.write_text(json.dumps(m))
-    problems = tool.verify(files, full=True).problems
+    problems = verify(files, full=True).problems
     assert any("table pizza has 4 rows, manifest says 5" in p for p in problems)
 
 
 def test_missing_or_broken_manifest(tmp_path):
     files = make_backup(tmp_path)
     files.manifest.write_text("{not json")
-    assert "manifest unreadable" in tool.verify(files).problems[0]
+    assert "manifest unreadable" in verify(files).problems[0]
     files.manifest.unlink()
-    assert "manifest missing" in tool.verify(files).problems[0]
+    assert "manifest missing" in verify(files).problems[0]
 
 
 def test_multi_member_gzip_decompresses_whole():
     parts = gzip.compress(b"abc") + gzip.compress(b"def")
     import io
 
-    assert b"".join(tool.gunzip_chunks(io.BytesIO(parts))) == b"abcdef"
-    with pytest.raises(tool.BackupError, match="corrupt"):
-        list(tool.gunzip_chunks(io.BytesIO(parts + b"garbage")))
-    with pytest.raises(tool.BackupError, match="truncated"):
-        list(tool.gunzip_chunks(io.BytesIO(zlib.compress(b"x" * 1000)[:0] + parts[:-5])))
+    assert b"".join(gunzip_chunks(io.BytesIO(parts))) == b"abcdef"
+    with pytest.raises(BackupError, match="corrupt"):
+        list(gunzip_chunks(io.BytesIO(parts + b"garbage")))
+    with pytest.raises(BackupError, match="truncated"):
+        list(gunzip_chunks(io.BytesIO(zlib.compress(b"x" * 1000)[:0] + parts[:-5])))
 
 
 # --------------------------------------------------------------------------
@@ -231,7 +239,7 @@ def test_multi_member_gzip_decompresses_whole():
 def test_resolve_by_id_path_file_and_manifest(tmp_path):
     files = make_backup(tmp_path)
     for ref in (files.id, str(files.directory), str(files.data), str(files.manifest)):
-        found = tool.resolve(tmp_path, ref)
+        found = resolve(tmp_path, ref)
         assert (found.id, found.data, found.manifest) == (files.id, files.data, files.manifest)
 
 
@@ -239,8 +247,8 @@ def test_unknown_id_lists_the_available_ones(tmp_path):
     make_backup(tmp_path, "oc_pizza-20261128T013000Z")
     make_backup(tmp_path, "oc_pizza-20261129T013000Z")
     (tmp_path / ".partial-oc_pizza-20261130T013000Z").mkdir()
-    with pytest.raises(tool.UnknownBackup) as err:
-        tool.resolve(tmp_path, "oc_pizza-19990101T000000Z")
+    with pytest.raises(UnknownBackup) as err:
+        resolve(tmp_path, "oc_pizza-19990101T000000Z")
     assert "Available: oc_pizza-20261128T013000Z, oc_pizza-20261129T013000Z" in str(err.value)
     assert ".partial" not in str(err.value)
 
@@ -249,22 +257,21 @@ def test_a_renamed_data_file_is_checked_against_the_manifest_beside_it(tmp_path)
     files = make_backup(tmp_path)
     renamed = files.data.with_name("other.sql.gz")
     files.data.rename(renamed)
-    found = tool.resolve(tmp_path, str(renamed))
-    problems = tool.verify(found).problems
+    found = resolve(tmp_path, str(renamed))
+    problems = verify(found).problems
     assert any("but this is 'other' with file 'other.sql.gz'" in p for p in problems)
 
 
 def test_checkin_target():
-    assert tool.checkin_target("", True) is None
-    assert tool.checkin_target("https://hc.example/abc", True) == "https://hc.example/abc"
-    assert tool.checkin_target("https://hc.example/abc/", False) == "https://hc.example/abc/fail"
+    assert checkin_target("", True) is None
+    assert checkin_target("https://hc.example/abc", True) == "https://hc.example/abc"
+    assert checkin_target("https://hc.example/abc/", False) == "https://hc.example/abc/fail"
 
 
 def test_list_table(tmp_path):
     make_backup(tmp_path)
-    rows = [tool.verify(tool.backup_files(tmp_path / i, i), full=False).as_dict()
-            for i in tool.list_ids(tmp_path)]
-    text = tool.format_list(rows)
+    rows = [verify(backup_files(tmp_path / i, i), full=False).as_dict() for i in list_ids(tmp_path)]
+    text = format_list(rows)
     assert "oc_pizza-20261129T013000Z" in text and "verified" in text and "TABLES" in text
 
 
@@ -296,15 +303,23 @@ def fake_bin(tmp_path: Path, monkeypatch, dump_script: str) -> None:
 def config(tmp_path: Path) -> object:
     cnf = tmp_path / "backup.cnf"
     cnf.write_text("[client]\n")
-    return tool.Config(dir=tmp_path / "backups", defaults_file=str(cnf), compressor="gzip",
-                       compress_level=1, lock_timeout=1)
+    return Config(
+        dir=tmp_path / "backups",
+        defaults_file=str(cnf),
+        compressor="gzip",
+        compress_level=1,
+        lock_timeout=1,
+    )
 
 
 def test_backup_writes_a_verified_backup_and_manifest(tmp_path, monkeypatch):
     (tmp_path / "dump.sql").write_bytes(DUMP)
-    fake_bin(tmp_path, monkeypatch, f"#!/bin/sh\n[ \"$1\" = --version ] && exit 0\n"
-                                    f"cat {tmp_path / 'dump.sql'}\n")
-    result = tool.backup(config(tmp_path), "manual")
+    fake_bin(
+        tmp_path,
+        monkeypatch,
+        f'#!/bin/sh\n[ "$1" = --version ] && exit 0\ncat {tmp_path / "dump.sql"}\n',
+    )
+    result = backup(config(tmp_path), "manual")
     assert result["ok"] and result["tables"] == 3 and result["rows"] == 8
     backup_dir = Path(result["directory"])
     m = json.loads(Path(result["manifest"]).read_text())
@@ -315,24 +330,29 @@ def test_backup_writes_a_verified_backup_and_manifest(tmp_path, monkeypatch):
     assert gzip.decompress(Path(result["file"]).read_bytes()) == DUMP
     assert stat.S_IMODE(backup_dir.stat().st_mode) == 0o700
     assert [p.name for p in (tmp_path / "backups").iterdir() if not p.name.startswith(".")] == [
-        backup_dir.name]
+        backup_dir.name
+    ]
 
 
 def test_a_failing_mysqldump_fails_the_backup_and_leaves_nothing(tmp_path, monkeypatch):
     (tmp_path / "dump.sql").write_bytes(DUMP[:200])
-    fake_bin(tmp_path, monkeypatch, f"#!/bin/sh\ncat {tmp_path / 'dump.sql'}\n"
-                                    "echo 'mysqldump: Error 2013: Lost connection' >&2\nexit 2\n")
-    with pytest.raises(tool.BackupError, match=r"exited with status 2: .*Lost connection"):
-        tool.backup(config(tmp_path), "manual")
+    fake_bin(
+        tmp_path,
+        monkeypatch,
+        f"#!/bin/sh\ncat {tmp_path / 'dump.sql'}\n"
+        "echo 'mysqldump: Error 2013: Lost connection' >&2\nexit 2\n",
+    )
+    with pytest.raises(BackupError, match=r"exited with status 2: .*Lost connection"):
+        backup(config(tmp_path), "manual")
     assert [p.name for p in (tmp_path / "backups").iterdir()] == [".lock"]
 
 
 def test_a_dump_without_its_completion_line_fails_the_backup(tmp_path, monkeypatch):
     (tmp_path / "dump.sql").write_bytes(DUMP[: DUMP.index(b"-- Dump completed")])
     fake_bin(tmp_path, monkeypatch, f"#!/bin/sh\ncat {tmp_path / 'dump.sql'}\n")
-    with pytest.raises(tool.BackupError, match="incomplete"):
-        tool.backup(config(tmp_path), "manual")
-    assert not tool.list_ids(tmp_path / "backups")
+    with pytest.raises(BackupError, match="incomplete"):
+        backup(config(tmp_path), "manual")
+    assert not list_ids(tmp_path / "backups")
 
 
 def test_a_failing_compressor_fails_the_backup(tmp_path, monkeypatch):
@@ -343,9 +363,9 @@ def test_a_failing_compressor_fails_the_backup(tmp_path, monkeypatch):
     bad.chmod(0o755)
     cfg = config(tmp_path)
     cfg.compressor = "badgzip"
-    with pytest.raises(tool.BackupError, match="badgzip failed"):
-        tool.backup(cfg, "manual")
-    assert not tool.list_ids(tmp_path / "backups")
+    with pytest.raises(BackupError, match="badgzip failed"):
+        backup(cfg, "manual")
+    assert not list_ids(tmp_path / "backups")
 
 
 def test_an_interrupted_backup_is_cleaned_by_the_next_one(tmp_path, monkeypatch):
@@ -354,5 +374,5 @@ def test_an_interrupted_backup_is_cleaned_by_the_next_one(tmp_path, monkeypatch)
     leftover = tmp_path / "backups" / ".partial-oc_pizza-20261128T013000Z"
     leftover.mkdir(parents=True)
     (leftover / "oc_pizza-20261128T013000Z.sql.gz").write_bytes(b"half")
-    tool.backup(config(tmp_path), "scheduled")
+    backup(config(tmp_path), "scheduled")
     assert not leftover.exists()

@@ -1,0 +1,181 @@
+"""The command line: ``ocpizza-backup <command>`` (see the package docstring)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ocpizza_backup
+from ocpizza_backup import BackupError, UnknownBackup
+from ocpizza_backup.backup import KINDS, backup
+from ocpizza_backup.checkin import checkin
+from ocpizza_backup.common import human_size, log
+from ocpizza_backup.config import DEFAULT_CONFIG, Config
+from ocpizza_backup.manifest import backup_files, list_ids, resolve
+from ocpizza_backup.restore import restore_load, restore_switch
+from ocpizza_backup.retention import prune
+from ocpizza_backup.store import locked
+from ocpizza_backup.verify import verify
+
+
+def format_list(rows: list[dict[str, Any]]) -> str:
+    """The table printed by ``list``."""
+    header = ("ID", "KIND", "TIME (UTC)", "SIZE", "TABLES", "ROWS", "STATUS")
+    lines = [header]
+    for r in rows:
+        status = "verified" if r["ok"] else "BAD: " + "; ".join(r["problems"])[:120]
+        lines.append(
+            (
+                r["id"],
+                r.get("kind") or "?",
+                (r.get("time") or "?").replace("T", " "),
+                human_size(r["compressed_bytes"]) if r.get("compressed_bytes") else "?",
+                str(r.get("tables", "?")),
+                str(r.get("rows", "?")),
+                status,
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
+        for line in lines
+    )
+
+
+def _emit(data: Any, as_json: bool, text: str | None = None) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    elif text is not None:
+        print(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    doc = ocpizza_backup.__doc__ or "ocpizza-backup"
+    parser = argparse.ArgumentParser(prog="ocpizza-backup", description=doc.split("\n")[0])
+    parser.add_argument("--config", help=f"settings file (default {DEFAULT_CONFIG})")
+    parser.add_argument("--dir", help="backup directory (overrides the settings file)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("backup", help="take one backup now")
+    p.add_argument("--kind", choices=KINDS, default="manual")
+    p.add_argument("--json", action="store_true")
+    sub.add_parser("run", help="the scheduled job: backup, then prune")
+    p = sub.add_parser("verify", help="check a backup against its manifest")
+    p.add_argument("backup")
+    p.add_argument("--quick", action="store_true", help="size and sha256 only")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("list", help="list the backups and whether each verifies")
+    p.add_argument("--full", action="store_true", help="decompress every backup to verify it")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("prune", help="apply the retention policy")
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--keep-daily", type=int)
+    p.add_argument("--keep-weekly", type=int)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("checkin", help="ping the monitoring URL")
+    p.add_argument("result", nargs="?", choices=("success", "fail", "auto"), default="auto")
+    p = sub.add_parser(
+        "restore-load",
+        help="load a backup into a scratch database, check it and record it for restore-switch",
+    )
+    p.add_argument("backup")
+    p.add_argument("--scratch", required=True, help="database to load it into (new)")
+    p.add_argument("--previous", required=True, help="database the live tables will move to")
+    p.add_argument("--safety", help="id of the safety backup taken before (for the report)")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("restore-switch", help="put the checked copy in place of the live one")
+    p.add_argument("--drop-previous", action="store_true", help="drop the replaced tables")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.umask(0o077)  # backups hold the whole database: root only
+    cfg: Config | None = None
+    try:
+        cfg = Config.load(args.config)
+        if args.dir:
+            cfg.dir = Path(args.dir)
+        return _dispatch(cfg, args)
+    except UnknownBackup as exc:
+        log(str(exc), "err")
+        _emit(
+            {
+                "ok": False,
+                "unknown": True,
+                "problems": [str(exc)],
+                "available": list_ids(cfg.dir) if cfg else [],
+            },
+            getattr(args, "json", False),
+        )
+        return 2
+    except BackupError as exc:
+        log(str(exc), "err")
+        _emit({"ok": False, "problems": [str(exc)]}, getattr(args, "json", False))
+        return 1
+
+
+def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
+    cmd = args.command
+    if cmd == "backup":
+        result = backup(cfg, args.kind)
+        _emit(result, args.json, result["id"])
+    elif cmd == "run":
+        try:
+            backup(cfg, "scheduled")
+        except BackupError as exc:
+            log(f"scheduled backup FAILED: {exc}", "err")
+            return 1
+        with locked(cfg, "prune"):
+            prune(cfg)
+    elif cmd == "verify":
+        check = verify(resolve(cfg.dir, args.backup), full=not args.quick)
+        text = (
+            f"{check.files.data}: OK ({'full' if check.full else 'quick'} verification)"
+            if check.ok
+            else "REFUSED: backup "
+            + check.files.id
+            + " is not usable:\n  "
+            + "\n  ".join(check.problems)
+        )
+        _emit(check.as_dict(), args.json, text)
+        return 0 if check.ok else 1
+    elif cmd == "list":
+        rows = [
+            verify(backup_files(cfg.dir / i, i), full=args.full).as_dict()
+            for i in list_ids(cfg.dir)
+        ]
+        _emit(rows, args.json, format_list(rows) if rows else f"no backups in {cfg.dir}")
+    elif cmd == "prune":
+        if args.keep_daily is not None:
+            cfg.keep_daily = args.keep_daily
+        if args.keep_weekly is not None:
+            cfg.keep_weekly = args.keep_weekly
+        with locked(cfg, "prune"):
+            result = prune(cfg, args.dry_run)
+        _emit(
+            result,
+            args.json,
+            "\n".join(f"prune {i}" for i in result["pruned"]) or "nothing to prune",
+        )
+    elif cmd == "checkin":
+        if args.result == "auto":
+            success = os.environ.get("SERVICE_RESULT", "success") == "success" and os.environ.get(
+                "EXIT_STATUS", "0"
+            ) in ("0", "")
+        else:
+            success = args.result == "success"
+        checkin(cfg, success)
+    elif cmd == "restore-load":
+        result = restore_load(
+            cfg, resolve(cfg.dir, args.backup), args.scratch, args.previous, args.safety
+        )
+        _emit(result, args.json, f"loaded into {result['scratch']}")
+    elif cmd == "restore-switch":
+        result = restore_switch(cfg, args.drop_previous)
+        _emit(result, args.json, f"restored {result['id']} into {result['database']}")
+    return 0
