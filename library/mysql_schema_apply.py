@@ -109,8 +109,9 @@ def sha256_file(path: Path) -> str:
 
 def sql_files(directory: Path) -> list[Path]:
     """The ``*.sql`` files of a directory (not recursive), in file-name order."""
-    return sorted((p for p in directory.iterdir() if p.is_file() and p.suffix == ".sql"),
-                  key=lambda p: p.name)
+    return sorted(
+        (p for p in directory.iterdir() if p.is_file() and p.suffix == ".sql"), key=lambda p: p.name
+    )
 
 
 def bad_file_names(names: list[str]) -> list[str]:
@@ -170,13 +171,18 @@ class Client:
 
     def __init__(self, module: AnsibleModule) -> None:
         self.module = module
-        self.base = [module.params["mysql_client"], "--batch", "--skip-column-names",
-                     "--default-character-set=utf8mb4"]
+        self.base = [
+            module.params["mysql_client"],
+            "--batch",
+            "--skip-column-names",
+            "--default-character-set=utf8mb4",
+        ]
         if module.params["login_unix_socket"]:
             self.base.append(f"--socket={module.params['login_unix_socket']}")
 
-    def run(self, sql: str | None = None, stdin_path: Path | None = None,
-            database: str | None = None) -> tuple[int, str, str]:
+    def run(
+        self, sql: str | None = None, stdin_path: Path | None = None, database: str | None = None
+    ) -> tuple[int, str, str]:
         """Run SQL (or a file on stdin), in ``database`` when given."""
         args = list(self.base)
         if database:
@@ -188,8 +194,11 @@ class Client:
                 proc = subprocess.run(args, stdin=handle, capture_output=True, check=False)
         else:
             proc = subprocess.run(args, capture_output=True, check=False)
-        return (proc.returncode, proc.stdout.decode(errors="replace"),
-                proc.stderr.decode(errors="replace"))
+        return (
+            proc.returncode,
+            proc.stdout.decode(errors="replace"),
+            proc.stderr.decode(errors="replace"),
+        )
 
     def must(self, sql: str, database: str | None = None) -> str:
         """Run SQL, fail the module on error."""
@@ -227,14 +236,18 @@ def main() -> None:
     database, table = module.params["database"], module.params["ledger_table"]
     for label, value in (("database", database), ("ledger_table", table)):
         if not _IDENT.match(value):
-            module.fail_json(msg=f"mysql_schema_apply: {label} must be letters, digits and _, "
-                                 f"got {value!r}")
+            module.fail_json(
+                msg=f"mysql_schema_apply: {label} must be letters, digits and _, got {value!r}"
+            )
     if not directory.is_dir():
         if module.check_mode:
             module.exit_json(
-                changed=True, applied=[], already_applied=[], missing=[],
+                changed=True,
+                applied=[],
+                already_applied=[],
+                missing=[],
                 msg=f"{directory} does not exist yet (the repository is not cloned): every "
-                    "SQL file of the repository would be applied",
+                "SQL file of the repository would be applied",
             )
         module.fail_json(msg=f"mysql_schema_apply: {directory} is not a directory")
 
@@ -243,8 +256,10 @@ def main() -> None:
     if bad:
         module.fail_json(
             msg="mysql_schema_apply: schema file names may hold only letters, digits, '.', '_' "
-                f"and '-' (and start with a letter or digit); rename: {', '.join(bad)}",
-            applied=[], already_applied=[], missing=[],
+            f"and '-' (and start with a letter or digit); rename: {', '.join(bad)}",
+            applied=[],
+            already_applied=[],
+            missing=[],
         )
     files = {p.name: sha256_file(p) for p in paths}
     client = Client(module)
@@ -253,11 +268,15 @@ def main() -> None:
     pending, done, changed = plan(files, ledger)
     gone = missing(files, ledger)
     if changed:
-        module.fail_json(msg=changed_message(changed, files, ledger), changed_files=changed,
-                         applied=[], already_applied=done, missing=gone)
+        module.fail_json(
+            msg=changed_message(changed, files, ledger),
+            changed_files=changed,
+            applied=[],
+            already_applied=done,
+            missing=gone,
+        )
     if module.check_mode or not pending:
-        module.exit_json(changed=bool(pending), applied=pending, already_applied=done,
-                         missing=gone)
+        module.exit_json(changed=bool(pending), applied=pending, already_applied=done, missing=gone)
 
     if not exists:
         client.must(ledger_ddl(table), database=database)
@@ -267,8 +286,11 @@ def main() -> None:
         if rc != 0:
             module.fail_json(
                 msg=f"mysql_schema_apply: {name} failed and was not recorded: "
-                    f"{(err or out).strip()}",
-                failed_file=name, applied=applied, already_applied=done, missing=gone,
+                f"{(err or out).strip()}",
+                failed_file=name,
+                applied=applied,
+                already_applied=done,
+                missing=gone,
                 changed=bool(applied),
             )
         # The name matched _FILE_NAME and the digest is hex: both are safe in quotes.

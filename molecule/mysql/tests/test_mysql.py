@@ -58,20 +58,47 @@ def variables(host) -> dict[str, str]:
     return dict(line.split("\t", 1) for line in rows if "\t" in line)
 
 
-def converge(*extra: str, hosts: tuple[str, ...] = (BOOKWORM,), tags: str = "",
-             check: bool = False) -> subprocess.CompletedProcess[str]:
-    """Run the scenario's converge playbook as molecule does, on some db hosts."""
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(SCENARIO / "converge.yml"),
-            "--limit", ",".join([*hosts, APP]), *extra]
-    if tags:
-        argv += ["--tags", tags]
+def playbook(
+    name: str,
+    *extra: str,
+    hosts: tuple[str, ...] = (BOOKWORM,),
+    check: bool = False,
+    json_report: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """Run one of the scenario's playbooks as molecule does, on some db hosts (and the app host)."""
+    argv = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        "-i",
+        os.environ["MOLECULE_INVENTORY_FILE"],
+        str(SCENARIO / name),
+        "--limit",
+        ",".join([*hosts, APP]),
+        *extra,
+    ]
     if check:
         argv.append("--check")
     # JSON results: messages appear as written (YAML would double their quotes).
-    env = {**os.environ, "ANSIBLE_CALLBACK_RESULT_FORMAT": "json", "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_FORCE_COLOR": "0"}
+    env = {
+        **os.environ,
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
+    if json_report:
+        env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
     return subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False, env=env)
+
+
+def converge(
+    *extra: str, hosts: tuple[str, ...] = (BOOKWORM,), check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the scenario's converge playbook (the role's main entry point)."""
+    return playbook("converge.yml", *extra, hosts=hosts, check=check)
+
+
+def apply_schema(check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the role's schema entry point alone on the Debian 12 host."""
+    return playbook("schema.yml", check=check)
 
 
 def recap(res: subprocess.CompletedProcess[str], host: str) -> dict[str, int]:
@@ -85,7 +112,7 @@ def changed_tasks(res: subprocess.CompletedProcess[str], host: str) -> list[str]
     names, task = [], ""
     for line in res.stdout.splitlines():
         if line.startswith("TASK ["):
-            task = line[6:line.rindex("]")]
+            task = line[6 : line.rindex("]")]
         elif line.startswith(f"changed: [{host}]"):
             names.append(task)
     return names
@@ -165,8 +192,10 @@ def test_root_logs_in_through_the_socket_only_as_the_system_root(get_host, name)
 def test_no_anonymous_user_no_test_db_no_remote_root(get_host, name):
     host = get_host(name)
     assert sql(host, "SELECT COUNT(*) FROM mysql.user WHERE user = ''") == "0"
-    assert sql(host, "SELECT COUNT(*) FROM mysql.user "
-                     "WHERE user = 'root' AND host <> 'localhost'") == "0"
+    assert (
+        sql(host, "SELECT COUNT(*) FROM mysql.user WHERE user = 'root' AND host <> 'localhost'")
+        == "0"
+    )
     assert sql(host, "SELECT COUNT(*) FROM mysql.db WHERE db LIKE 'test%'") == "0"
     assert "test" not in sql(host, "SHOW DATABASES").split()
 
@@ -178,8 +207,11 @@ def test_accounts_are_exactly_root_the_app_servers_and_the_local_backup(get_host
     # mysql@localhost and mariadb.sys@localhost are the package's own
     # (unix socket only, and a locked definer account).
     assert accounts == {
-        "root@localhost", "mysql@localhost", "mariadb.sys@localhost",
-        f"oc_pizza@{container_ip(APP)}", "oc_pizza_backup@localhost",
+        "root@localhost",
+        "mysql@localhost",
+        "mariadb.sys@localhost",
+        f"oc_pizza@{container_ip(APP)}",
+        "oc_pizza_backup@localhost",
     }
 
 
@@ -196,9 +228,14 @@ def test_app_user_from_app_host_sees_only_its_database(get_host, name):
     assert "GRANT ALL PRIVILEGES ON `oc_pizza`.* TO `oc_pizza`@" in grants
     assert "GRANT USAGE ON *.* TO `oc_pizza`@" in grants
     assert "WITH GRANT OPTION" not in grants
-    work = client(app, db_ip, "oc_pizza", APP_PASSWORD,
-                  "CREATE TABLE IF NOT EXISTS oc_pizza.app_probe (id INT); "
-                  "SELECT COUNT(*) FROM oc_pizza.app_probe")
+    work = client(
+        app,
+        db_ip,
+        "oc_pizza",
+        APP_PASSWORD,
+        "CREATE TABLE IF NOT EXISTS oc_pizza.app_probe (id INT); "
+        "SELECT COUNT(*) FROM oc_pizza.app_probe",
+    )
     assert work.rc == 0, work.stderr
     other = client(app, db_ip, "oc_pizza", APP_PASSWORD, "SELECT COUNT(*) FROM mysql.user")
     assert other.rc != 0 and "denied" in other.stderr
@@ -223,9 +260,11 @@ def test_configured_values_in_effect(get_host, name):
     pool_mb = innodb_buffer_pool_size(mem_mb, maximum_mb=POOL_MAX_MB[name])
     workers = gunicorn_workers(int(get_host(APP).check_output("nproc")))
     assert int(got["innodb_buffer_pool_size"]) == pool_mb * 1024 * 1024
-    assert int(got["max_connections"]) == mysql_max_connections(
-        [workers], minimum=MAX_CONNECTIONS_MIN
-    ) == workers * 2 + 20
+    assert (
+        int(got["max_connections"])
+        == mysql_max_connections([workers], minimum=MAX_CONNECTIONS_MIN)
+        == workers * 2 + 20
+    )
     assert got["bind_address"] == container_ip(name)
     assert got["port"] == "3306"
     assert got["skip_name_resolve"] == "ON"
@@ -242,8 +281,11 @@ def test_configured_values_in_effect(get_host, name):
     assert got["server_id"] == str(SERVER_ID[name])
     if "character_set_collations" in got:  # MariaDB 11
         assert "utf8mb4=utf8mb4_unicode_ci" in got["character_set_collations"]
-    charset = sql(host, "SELECT default_character_set_name, default_collation_name "
-                        "FROM information_schema.schemata WHERE schema_name = 'oc_pizza'")
+    charset = sql(
+        host,
+        "SELECT default_character_set_name, default_collation_name "
+        "FROM information_schema.schemata WHERE schema_name = 'oc_pizza'",
+    )
     assert charset == "utf8mb4\tutf8mb4_unicode_ci"
 
 
@@ -279,7 +321,9 @@ def test_backup_user_takes_a_consistent_dump_with_every_object(get_host, name):
     assert dump.rc == 0, dump.stderr
     assert dump.stderr.strip() == ""  # no "insufficient privileges" warning
     out = dump.stdout
-    assert re.search(r"-- CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin\.\d+', MASTER_LOG_POS=\d+", out)
+    assert re.search(
+        r"-- CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin\.\d+', MASTER_LOG_POS=\d+", out
+    )
     assert "INSERT INTO `audit_log`" in out
     assert "VIEW `audit_log_recent`" in out
     assert "TRIGGER audit_log_actor_lower" in out
@@ -296,9 +340,11 @@ def test_backup_user_can_read_and_nothing_more(get_host, name):
     assert "GRANT SELECT, LOCK TABLES, SHOW VIEW, EVENT, TRIGGER ON `oc_pizza`.*" in grants
     assert "GRANT SELECT ON `mysql`.`proc`" in grants
     assert len(grants.splitlines()) == 3  # no global privilege besides USAGE
-    for statement in ("DROP TABLE oc_pizza.audit_log",
-                      "INSERT INTO oc_pizza.audit_log (actor, action) VALUES ('x', 'y')",
-                      "SELECT COUNT(*) FROM mysql.user"):
+    for statement in (
+        "DROP TABLE oc_pizza.audit_log",
+        "INSERT INTO oc_pizza.audit_log (actor, action) VALUES ('x', 'y')",
+        "SELECT COUNT(*) FROM mysql.user",
+    ):
         res = host.run(as_backup + shlex.quote(statement))
         assert res.rc != 0 and "denied" in res.stderr, statement
     # Local only: the same credentials are refused over the network.
@@ -312,11 +358,18 @@ def test_backup_user_can_read_and_nothing_more(get_host, name):
 @pytest.mark.parametrize("name", DBS)
 def test_schema_files_applied_exactly_once(get_host, name):
     host, git = get_host(name), get_host(APP)
-    files = [f for f in git.check_output(
-        "git --git-dir=/srv/git/database.git ls-tree --name-only main"
-    ).split() if f.endswith(".sql")]
-    assert files[:3] == ["001_create_audit_log.sql", "002_seed_audit_log.sql",
-                         "003_reporting_objects.sql"]
+    files = [
+        f
+        for f in git.check_output(
+            "git --git-dir=/srv/git/database.git ls-tree --name-only main"
+        ).split()
+        if f.endswith(".sql")
+    ]
+    assert files[:3] == [
+        "001_create_audit_log.sql",
+        "002_seed_audit_log.sql",
+        "003_reporting_objects.sql",
+    ]
     recorded = ledger(host)
     for f in files:  # each file of main recorded once (primary key), with its checksum
         digest = git.check_output(
@@ -350,15 +403,19 @@ BROKEN = f"101_broken_{STAMP}.sql"
 @pytest.fixture(scope="module")
 def schema_release(get_host):
     new_sql = f"INSERT INTO audit_log (actor, action) VALUES ('verify', '{NEW}');"
-    forge(get_host,
-          f"echo {shlex.quote(new_sql)} > {NEW}"
-          f" && echo 'INSERT INTO no_such_table VALUES (1);' > {BROKEN}",
-          "add a new file and a broken one")
+    forge(
+        get_host,
+        f"echo {shlex.quote(new_sql)} > {NEW}"
+        f" && echo 'INSERT INTO no_such_table VALUES (1);' > {BROKEN}",
+        "add a new file and a broken one",
+    )
     yield
-    forge(get_host,
-          "git rm -q --ignore-unmatch '1*_*.sql'"
-          " && git checkout $(git rev-list --max-parents=0 HEAD) -- .",
-          "back to the fixture")
+    forge(
+        get_host,
+        "git rm -q --ignore-unmatch '1*_*.sql'"
+        " && git checkout $(git rev-list --max-parents=0 HEAD) -- .",
+        "back to the fixture",
+    )
 
 
 def verify_rows(db) -> str:
@@ -368,7 +425,7 @@ def verify_rows(db) -> str:
 def test_check_mode_lists_the_new_files_and_applies_none(get_host, schema_release):
     db = get_host(BOOKWORM)
     before = ledger(db)
-    res = converge(tags="mysql_schema", check=True)
+    res = apply_schema(check=True)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert f"would apply ['{NEW}', '{BROKEN}']" in res.stdout
     assert ledger(db) == before
@@ -377,7 +434,7 @@ def test_check_mode_lists_the_new_files_and_applies_none(get_host, schema_releas
 
 def test_a_failing_file_stops_the_run_and_is_not_recorded(get_host, schema_release):
     db = get_host(BOOKWORM)
-    res = converge(tags="mysql_schema")
+    res = apply_schema()
     assert res.returncode != 0
     assert recap(res, BOOKWORM)["failed"] == 1
     assert f"{BROKEN} failed and was not recorded" in res.stderr
@@ -391,9 +448,12 @@ def test_a_failing_file_stops_the_run_and_is_not_recorded(get_host, schema_relea
 def test_a_tampered_applied_file_stops_the_run(get_host, schema_release):
     db = get_host(BOOKWORM)
     before = ledger(db)
-    forge(get_host, f"git rm -q {BROKEN} && echo '-- edited later' >> 001_create_audit_log.sql",
-          "drop the broken file, tamper with 001")
-    res = converge(tags="mysql_schema")
+    forge(
+        get_host,
+        f"git rm -q {BROKEN} && echo '-- edited later' >> 001_create_audit_log.sql",
+        "drop the broken file, tamper with 001",
+    )
+    res = apply_schema()
     assert res.returncode != 0
     assert recap(res, BOOKWORM)["failed"] == 1
     assert "changed since they were applied: 001_create_audit_log.sql" in res.stderr
@@ -402,9 +462,12 @@ def test_a_tampered_applied_file_stops_the_run(get_host, schema_release):
 
 def test_a_rerun_with_nothing_new_changes_nothing(get_host, schema_release):
     db = get_host(BOOKWORM)
-    forge(get_host, "git checkout $(git rev-list --max-parents=0 HEAD) -- 001_create_audit_log.sql",
-          "restore 001")
-    res = converge(tags="mysql_schema")
+    forge(
+        get_host,
+        "git checkout $(git rev-list --max-parents=0 HEAD) -- 001_create_audit_log.sql",
+        "restore 001",
+    )
+    res = apply_schema()
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     # The checkout moves to the fixed revision; no SQL runs (molecule's
     # idempotence step shows changed=0 for a rerun of the same revision).
@@ -421,17 +484,28 @@ def test_a_rerun_with_nothing_new_changes_nothing(get_host, schema_release):
     [
         ({"vault_mysql_app_password": ""}, "Set vault_mysql_app_password"),
         ({"vault_mysql_backup_password": ""}, "Set vault_mysql_backup_password"),
-        ({"mysql_bind_address": "10.0.0.300"},
-         "mysql_bind_address must be an IPv4/IPv6 address or a host name, got '10.0.0.300'"),
-        ({"mysql_bind_address": "not an ip!"},
-         "mysql_bind_address must be an IPv4/IPv6 address or a host name, got 'not an ip!'"),
+        (
+            {"mysql_bind_address": "10.0.0.300"},
+            "mysql_bind_address must be an IPv4/IPv6 address or a host name, got '10.0.0.300'",
+        ),
+        (
+            {"mysql_bind_address": "not an ip!"},
+            "mysql_bind_address must be an IPv4/IPv6 address or a host name, got 'not an ip!'",
+        ),
         # A value only the server's parser can judge: the candidate file is
         # refused before it replaces the live one, so no restart happens.
-        ({"mysql_extra_config": "innodb_log_file_size = lots"},
-         "Unknown suffix 'l' used for variable 'innodb-log-file-size'"),
+        (
+            {"mysql_extra_config": "innodb_log_file_size = lots"},
+            "Unknown suffix 'l' used for variable 'innodb-log-file-size'",
+        ),
     ],
-    ids=["missing-app-password", "missing-backup-password", "bind-10.0.0.300", "bind-not-an-ip",
-         "server-refuses-value"],
+    ids=[
+        "missing-app-password",
+        "missing-backup-password",
+        "bind-10.0.0.300",
+        "bind-not-an-ip",
+        "server-refuses-value",
+    ],
 )
 def test_bad_inputs_stop_before_any_change(get_host, extra, message):
     db = get_host(BOOKWORM)
@@ -444,3 +518,124 @@ def test_bad_inputs_stop_before_any_change(get_host, extra, message):
     assert counters["failed"] == 1 and counters["changed"] == 0
     assert db.check_output(f"sha256sum {CNF}") == checksum
     assert db.check_output("systemctl show --property=ActiveEnterTimestamp mariadb") == started
+
+
+# --- Entry points: check.yml and control.yml --------------------------------------
+# Run as the runbook playbooks run them (include_role tasks_from), through
+# service.yml; the JSON report gives each host's recorded facts and failures.
+
+
+def entry_point(entry: str, *extra: str, host: str = TRIXIE) -> tuple[int, dict]:
+    """Run tasks/<entry>.yml of the role on one db host; its exit code and JSON report."""
+    res = playbook(
+        "service.yml", "-e", f"mysql_test_entry={entry}", *extra, hosts=(host,), json_report=True
+    )
+    return res.returncode, json.loads(res.stdout)
+
+
+def host_results(report: dict, host: str) -> list[dict]:
+    """Every task result of one host, in order, with the task's name."""
+    return [
+        {**task["hosts"][host], "task": task["task"]["name"]}
+        for play in report["plays"]
+        for task in play["tasks"]
+        if host in task["hosts"]
+    ]
+
+
+def recorded(report: dict, host: str) -> dict:
+    """What the entry point left in the host facts ocpizza_checks and ocpizza_service_states."""
+    return next(
+        r["msg"]
+        for r in host_results(report, host)
+        if r["task"] == "Show what the entry point recorded"
+    )
+
+
+def failure(report: dict, host: str) -> str:
+    return next(r["msg"] for r in host_results(report, host) if r.get("failed"))
+
+
+def control(action: str, host: str = TRIXIE) -> tuple[int, dict]:
+    return entry_point("control", "-e", json.dumps({"mysql_service_action": action}), host=host)
+
+
+def started_at(host) -> str:
+    return host.check_output("systemctl show --property=ActiveEnterTimestamp mariadb")
+
+
+def test_check_reports_a_healthy_server():
+    for name in DBS:
+        rc, report = entry_point("check", host=name)
+        assert rc == 0, report
+        [check] = recorded(report, name)["checks"]
+        assert check["name"] == f"mysql up on {name}"
+        assert check["ok"] is True
+        assert "is alive" in check["detail"]
+        assert report["stats"][name]["changed"] == 0
+
+
+def test_stop_makes_the_check_fail_with_a_clear_message_and_start_heals(get_host):
+    host = get_host(TRIXIE)
+    try:
+        rc, report = control("stop")
+        assert rc == 0, report
+        assert host.run("systemctl is-active mariadb").stdout.strip() == "inactive"
+        assert recorded(report, TRIXIE)["service_states"] == [
+            {"component": "mysql", "state": "inactive"}
+        ]
+        assert any(
+            r.get("msg") == f"{TRIXIE}: mysql is inactive" for r in host_results(report, TRIXIE)
+        )
+        # Fail fast (the default): the host fails, naming what is unhealthy.
+        rc, report = entry_point("check")
+        assert rc != 0
+        message = failure(report, TRIXIE)
+        assert f"mysql is unhealthy on {TRIXIE}" in message
+        assert "Can't connect to local server" in message
+        # verify.yml's mode: the check is recorded as failed, the play goes on.
+        rc, report = entry_point("check", "-e", '{"ocpizza_checks_fail_fast": false}')
+        assert rc == 0, report
+        [check] = recorded(report, TRIXIE)["checks"]
+        assert check["ok"] is False
+        assert "Can't connect to local server" in check["detail"]
+        # start brings it back, and the check passes again.
+        rc, report = control("start")
+        assert rc == 0, report
+        assert recorded(report, TRIXIE)["service_states"] == [
+            {"component": "mysql", "state": "active"}
+        ]
+        rc, report = entry_point("check")
+        assert rc == 0, report
+        assert recorded(report, TRIXIE)["checks"][0]["ok"] is True
+    finally:
+        host.run("systemctl start mariadb")
+
+
+def test_control_refuses_an_unknown_action_before_any_change(get_host):
+    host = get_host(TRIXIE)
+    before = started_at(host)
+    rc, report = control("bounce")
+    assert rc != 0
+    message = failure(report, TRIXIE)
+    assert "must be one of start, stop, restart, reload, status" in message
+    assert 'got "bounce"' in message
+    assert report["stats"][TRIXIE]["changed"] == 0
+    assert started_at(host) == before
+    assert host.check_output("systemctl is-active mariadb") == "active"
+
+
+def test_control_status_reload_and_restart(get_host):
+    host = get_host(TRIXIE)
+    before = started_at(host)
+    rc, report = control("status")
+    assert rc == 0 and report["stats"][TRIXIE]["changed"] == 0, report
+    assert recorded(report, TRIXIE)["service_states"] == [{"component": "mysql", "state": "active"}]
+    # reload re-reads the grant tables: the server keeps running.
+    rc, report = control("reload")
+    assert rc == 0, report
+    assert started_at(host) == before
+    rc, report = control("restart")
+    assert rc == 0, report
+    assert started_at(host) != before
+    assert sql(host, "SELECT 1") == "1"

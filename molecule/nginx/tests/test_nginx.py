@@ -72,22 +72,32 @@ def curl(
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     cmd = [
-        "curl", "-sS", "-i", "--noproxy", "*", "--max-time", "15",
-        "--resolve", f"{parts.hostname}:{port}:{container_ip(name)}",
+        "curl",
+        "-sS",
+        "-i",
+        "--noproxy",
+        "*",
+        "--max-time",
+        "15",
+        "--resolve",
+        f"{parts.hostname}:{port}:{container_ip(name)}",
     ]
     if cacert:
         cmd += ["--cacert", ca()]
     if data is not None:
         cmd += ["--data-binary", "@-", "-H", "Content-Type: application/octet-stream"]
-    res = subprocess.run([*cmd, *extra, url], input=data, capture_output=True, timeout=60,
-                         check=False)
+    res = subprocess.run(
+        [*cmd, *extra, url], input=data, capture_output=True, timeout=60, check=False
+    )
     out = Response(rc=res.returncode, stderr=res.stderr.decode(errors="replace"))
     if res.returncode == 0:
         head, _, out.body = res.stdout.partition(b"\r\n\r\n")
         status_line, *lines = head.decode().split("\r\n")
         out.protocol, out.status = status_line.split()[0], int(status_line.split()[1])
-        out.headers = [(k.strip().lower(), v.strip()) for k, v in
-                       (line.split(":", 1) for line in lines if ":" in line)]
+        out.headers = [
+            (k.strip().lower(), v.strip())
+            for k, v in (line.split(":", 1) for line in lines if ":" in line)
+        ]
     return out
 
 
@@ -99,8 +109,9 @@ def s_client(
     if servername:
         cmd += ["-servername", servername]
     env = {**os.environ, "OPENSSL_CONF": "/dev/null"}
-    return subprocess.run(cmd, input="", capture_output=True, text=True, timeout=30, env=env,
-                          check=False)
+    return subprocess.run(
+        cmd, input="", capture_output=True, text=True, timeout=30, env=env, check=False
+    )
 
 
 def served_certificate(name: str, verify: bool = True) -> x509.Certificate:
@@ -108,8 +119,12 @@ def served_certificate(name: str, verify: bool = True) -> x509.Certificate:
     assert "New, TLSv1.3" in res.stdout, res.stderr
     if verify:
         assert "Verification: OK" in res.stdout, res.stdout + res.stderr
-    pem = res.stdout[res.stdout.index("-----BEGIN CERTIFICATE-----"):
-                     res.stdout.index("-----END CERTIFICATE-----") + 25]
+    pem = res.stdout[
+        res.stdout.index("-----BEGIN CERTIFICATE-----") : res.stdout.index(
+            "-----END CERTIFICATE-----"
+        )
+        + 25
+    ]
     return x509.load_pem_x509_certificate(pem.encode())
 
 
@@ -127,6 +142,7 @@ def assert_security_headers(res: Response, https: bool = True) -> None:
 
 
 # --- TLS ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", WEB)
 @pytest.mark.parametrize("version", ["-tls1", "-tls1_1"])
@@ -149,8 +165,14 @@ def test_tls_1_2_and_1_3_are_accepted_with_a_valid_certificate(name, version):
 
 @pytest.mark.parametrize("name", WEB)
 @pytest.mark.parametrize(
-    "cipher", ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384",
-               "ECDHE-ECDSA-CAMELLIA128-SHA256", "ECDHE-ECDSA-ARIA128-GCM-SHA256"])
+    "cipher",
+    [
+        "ECDHE-ECDSA-AES128-SHA",
+        "ECDHE-ECDSA-AES256-SHA384",
+        "ECDHE-ECDSA-CAMELLIA128-SHA256",
+        "ECDHE-ECDSA-ARIA128-GCM-SHA256",
+    ],
+)
 def test_tls_1_2_suites_outside_mozilla_intermediate_are_refused(name, cipher):
     # Suites the certificate (ECDSA) could use, but the profile excludes (CBC,
     # CAMELLIA, ARIA): the client offers only that one, the server refuses.
@@ -161,8 +183,13 @@ def test_tls_1_2_suites_outside_mozilla_intermediate_are_refused(name, cipher):
 
 @pytest.mark.parametrize("name", WEB)
 @pytest.mark.parametrize(
-    "cipher", ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
-               "ECDHE-ECDSA-CHACHA20-POLY1305"])
+    "cipher",
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+    ],
+)
 def test_tls_1_2_mozilla_intermediate_suites_are_accepted(name, cipher):
     res = s_client(name, "-tls1_2", "-cipher", cipher)
     assert f"New, TLSv1.2, Cipher is {cipher}" in res.stdout, res.stderr
@@ -191,17 +218,22 @@ def test_certificate_validates_against_the_ca_only(name):
 def test_tls_settings_a_client_cannot_see_follow_mozilla_intermediate(get_host, name):
     host = get_host(name)
     config = host.check_output("nginx -T 2>/dev/null")
-    for line in ("ssl_protocols TLSv1.2 TLSv1.3;", "ssl_prefer_server_ciphers off;",
-                 "ssl_session_tickets off;", "ssl_session_cache shared:MozSSL:10m;",
-                 "ssl_ecdh_curve X25519:prime256v1:secp384r1;",
-                 "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-                 "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-                 "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
-                 "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305;"):
+    for line in (
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "ssl_prefer_server_ciphers off;",
+        "ssl_session_tickets off;",
+        "ssl_session_cache shared:MozSSL:10m;",
+        "ssl_ecdh_curve X25519:prime256v1:secp384r1;",
+        "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+        "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+        "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+        "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305;",
+    ):
         assert line in config
     # The DHE suites use the RFC 7919 group.
     assert "GROUP: ffdhe2048" in host.check_output(
-        "openssl pkeyparam -in /etc/nginx/tls/ffdhe2048.pem -text -noout")
+        "openssl pkeyparam -in /etc/nginx/tls/ffdhe2048.pem -text -noout"
+    )
 
 
 @pytest.mark.parametrize(("name", "stapling"), [(WEB[0], "off"), (WEB[1], "on")])
@@ -220,6 +252,7 @@ def test_http2_is_served(name):
 
 
 # --- Redirects and unknown hosts ---------------------------------------------------
+
 
 @pytest.mark.parametrize("name", WEB)
 @pytest.mark.parametrize(
@@ -261,6 +294,7 @@ def test_acme_challenges_are_served_over_http(name):
 
 # --- Headers -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", WEB)
 def test_security_headers_on_proxied_pages_once_with_nginx_values(name):
     # The stand-in app sends its own X-Frame-Options and HSTS (as Django's
@@ -280,10 +314,18 @@ def test_security_headers_on_error_pages(name):
 
 # --- Reverse proxy -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", WEB)
 def test_proxy_sends_forwarded_headers(name):
-    res = curl(name, f"https://{SITE}/orders?id=7", "--http1.1",
-               "-H", "X-Forwarded-For: 203.0.113.66", "-H", "Connection: close")
+    res = curl(
+        name,
+        f"https://{SITE}/orders?id=7",
+        "--http1.1",
+        "-H",
+        "X-Forwarded-For: 203.0.113.66",
+        "-H",
+        "Connection: close",
+    )
     seen = res.json()
     assert seen["path"] == "/orders?id=7"
     headers = seen["headers"]
@@ -330,7 +372,8 @@ def test_admin_allow_list(get_host, name):
         assert_security_headers(from_control_node)
         local = get_host(name).check_output(
             "curl -sS -k --noproxy '*' --resolve www.ocpizza.com:443:127.0.0.1 "
-            "https://www.ocpizza.com/admin/")
+            "https://www.ocpizza.com/admin/"
+        )
         assert json.loads(local)["path"] == "/admin/"
     else:
         assert from_control_node.status == 200
@@ -338,6 +381,7 @@ def test_admin_allow_list(get_host, name):
 
 
 # --- Static files ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", WEB)
 def test_hashed_static_files_are_cached_for_a_year_and_compressed(get_host, name):
@@ -380,6 +424,7 @@ def test_static_root_belongs_to_root_and_is_readable(get_host, name):
 
 
 # --- Configuration handling ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", WEB)
 def test_live_configuration_is_clean(get_host, name):
@@ -435,7 +480,8 @@ def test_local_ca_certificate_due_for_renewal_and_renamed_is_issued_again():
 def test_rotated_provided_certificate_is_served():
     outcome = _renewal(WEB[1])
     rotated = x509.load_pem_x509_certificate(
-        (ephemeral_dir() / "provided-rotated.crt").read_bytes())
+        (ephemeral_dir() / "provided-rotated.crt").read_bytes()
+    )
     assert outcome["serial"] == rotated.serial_number
     cert = served_certificate(WEB[1])
     assert cert.serial_number == rotated.serial_number
@@ -451,16 +497,21 @@ def test_letsencrypt_mode_bootstraps_and_asks_only_the_configured_acme_server(ge
     assert "127.0.0.1" in outcome["error"] and "Connection refused" in outcome["error"]
     host = get_host(LETSENCRYPT)
     log = host.check_output("cat /var/log/letsencrypt/letsencrypt.log")
-    requests = [line for line in log.splitlines() if "Sending GET request to" in line
-                or "Sending POST request to" in line]
+    requests = [
+        line
+        for line in log.splitlines()
+        if "Sending GET request to" in line or "Sending POST request to" in line
+    ]
     assert requests and all("https://127.0.0.1:14000/" in line for line in requests), requests
     assert "api.letsencrypt.org" not in log
     # Meanwhile nginx serves a self-signed bootstrap certificate for every name,
     cert = served_certificate(LETSENCRYPT, verify=False)
     assert cert.issuer == cert.subject
     assert {SITE, APEX, "api.ocpizza.com"} <= dns_names(cert)
-    assert host.file("/etc/nginx/tls/www.ocpizza.com.crt").linked_to == \
-        "/etc/nginx/tls/www.ocpizza.com.bootstrap.crt"
+    assert (
+        host.file("/etc/nginx/tls/www.ocpizza.com.crt").linked_to
+        == "/etc/nginx/tls/www.ocpizza.com.bootstrap.crt"
+    )
     # and the challenge directory certbot's webroot mode writes to, over HTTP.
     host.check_output("echo le-token > /var/www/letsencrypt/.well-known/acme-challenge/le-test")
     res = curl(LETSENCRYPT, f"http://{SITE}/.well-known/acme-challenge/le-test")
@@ -505,6 +556,7 @@ def test_logs_rotate_and_nginx_writes_to_the_new_file(get_host, name):
 
 
 # --- Failover (last: it marks an app server as failed for a while) --------------------
+
 
 @pytest.mark.parametrize(
     ("break_it", "repair"),
