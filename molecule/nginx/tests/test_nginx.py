@@ -12,8 +12,10 @@ import gzip
 import json
 import os
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -553,6 +555,175 @@ def test_logs_rotate_and_nginx_writes_to_the_new_file(get_host, name):
             break
         time.sleep(0.5)
     assert marker in host.file("/var/log/nginx/access.log").content_string
+
+
+# --- Entry points: check.yml and control.yml -------------------------------------------
+# Run as the runbook playbooks run them (include_role tasks_from), through the
+# scenario's service.yml, with Ansible's JSON report. The visitor check goes
+# to https://www.ocpizza.com/django (molecule.yml), where the stand-in app
+# answers as Django does, resolved to the web host named by `visitor`.
+
+
+@dataclass
+class EntryRun:
+    """The outcome of one run of an entry point of the role."""
+
+    rc: int
+    report: dict
+
+    def results(self, host: str) -> list[dict]:
+        """Every task result of a host, with its task's name."""
+        out = []
+        for play in self.report["plays"]:
+            for task in play["tasks"]:
+                if host in task["hosts"]:
+                    out.append({**task["hosts"][host], "task": task["task"]["name"]})
+        return out
+
+    def facts(self, host: str) -> dict:
+        """ocpizza_checks and ocpizza_service_states as the entry point left them."""
+        shown = [r for r in self.results(host) if r["task"] == "Show what the entry point recorded"]
+        assert shown, f"{host} did not reach the end of the play: {self.results(host)[-1:]}"
+        return shown[0]["msg"]
+
+    def error(self, host: str) -> str:
+        return next(r["msg"] for r in self.results(host) if r.get("failed"))
+
+    def changed(self, host: str) -> int:
+        return self.report["stats"][host]["changed"]
+
+
+def run_entry(entry: str, *extra: str, hosts: list[str] = WEB, visitor: str = WEB[1]) -> EntryRun:
+    argv = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        "-i",
+        os.environ["MOLECULE_INVENTORY_FILE"],
+        str(Path(__file__).resolve().parents[1] / "service.yml"),
+        "--limit",
+        ",".join(hosts),
+        "-e",
+        json.dumps(
+            {"nginx_test_entry": entry, "verify_resolve": f"{SITE}:443:{container_ip(visitor)}"}
+        ),
+        *extra,
+    ]
+    env = {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_NOCOLOR": "1"}
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False, env=env)
+    return EntryRun(res.returncode, json.loads(res.stdout))
+
+
+def nginx_action(action: str, host: str) -> EntryRun:
+    return run_entry("control", "-e", json.dumps({"nginx_service_action": action}), hosts=[host])
+
+
+def master_pid(host) -> str:
+    return host.check_output("systemctl show -p MainPID --value nginx")
+
+
+def test_check_reports_the_site_healthy_on_each_host_and_for_visitors():
+    run = run_entry("check")
+    assert run.rc == 0, run.report
+    visitor_checks = {
+        f"GET https://{SITE}/django/ answers 200",
+        "GET /admin/ redirects to the admin login",
+        "GET /healthz: database reachable",
+    }
+    seen_visitor = 0
+    for name in WEB:
+        checks = {c["name"]: c for c in run.facts(name)["checks"]}
+        assert all(c["ok"] is True for c in checks.values()), checks
+        assert checks[f"nginx active on {name}"]["detail"] == "unit nginx: active"
+        served = checks[f"site served by nginx on {name}"]["detail"]
+        assert served.startswith(f"GET https://{SITE}/ via 127.0.0.1: 200"), served
+        if visitor_checks <= checks.keys():
+            seen_visitor += 1
+            assert (
+                "/django/admin/login/"
+                in checks["GET /admin/ redirects to the admin login"]["detail"]
+            )
+            assert '"database": true' in checks["GET /healthz: database reachable"]["detail"]
+        assert len(checks) in (2, 5)
+        assert run.changed(name) == 0
+    assert seen_visitor == 1  # once per play, from the control node
+
+
+def test_stopped_nginx_fails_the_check_with_a_clear_message_and_start_heals(get_host):
+    name = WEB[1]
+    try:
+        run = nginx_action("stop", name)
+        assert run.rc == 0, run.report
+        assert run.facts(name)["service_states"] == [{"component": "nginx", "state": "inactive"}]
+        assert any(r.get("msg") == f"{name}: nginx is inactive" for r in run.results(name))
+        assert curl(name, f"https://{SITE}/").rc == 7  # connection refused
+        # Fail fast (the default): the host fails, naming what is unhealthy.
+        run = run_entry("check", hosts=[name], visitor=name)
+        assert run.rc != 0
+        message = run.error(name)
+        assert f"nginx is unhealthy on {name}" in message
+        assert f"nginx active on {name} (unit nginx: inactive)" in message
+        assert f"site served by nginx on {name}" in message
+        assert "Failed to connect" in message
+        # verify.yml's mode: every check recorded, the play goes on.
+        run = run_entry(
+            "check", "-e", '{"ocpizza_checks_fail_fast": false}', hosts=[name], visitor=name
+        )
+        assert run.rc == 0, run.report
+        checks = run.facts(name)["checks"]
+        assert len(checks) == 5 and not any(c["ok"] for c in checks), checks
+        # start brings it back, and the check passes again.
+        run = nginx_action("start", name)
+        assert run.rc == 0, run.report
+        assert run.facts(name)["service_states"] == [{"component": "nginx", "state": "active"}]
+        run = run_entry("check", hosts=[name], visitor=name)
+        assert run.rc == 0, run.report
+        assert all(c["ok"] for c in run.facts(name)["checks"])
+    finally:
+        get_host(name).run("systemctl start nginx")
+
+
+def test_control_refuses_an_unknown_action_before_any_change(get_host):
+    host = get_host(WEB[0])
+    before = master_pid(host)
+    run = nginx_action("bounce", WEB[0])
+    assert run.rc != 0
+    message = run.error(WEB[0])
+    assert "must be one of start, stop, restart, reload, status" in message
+    assert 'got "bounce"' in message
+    assert run.changed(WEB[0]) == 0
+    assert master_pid(host) == before
+
+
+def test_control_reloads_and_restarts_only_a_configuration_nginx_accepts(get_host):
+    name = WEB[0]
+    host = get_host(name)
+    before = master_pid(host)
+    run = nginx_action("status", name)
+    assert run.rc == 0 and run.changed(name) == 0, run.report
+    assert run.facts(name)["service_states"] == [{"component": "nginx", "state": "active"}]
+    broken = "/etc/nginx/ocpizza.d/zz-broken.conf"
+    try:
+        host.check_output(f"echo 'this_is_not_a_directive on;' > {broken}")
+        for action in ("reload", "restart"):
+            run = nginx_action(action, name)
+            assert run.rc != 0
+            message = run.error(name)
+            assert f"{action} refused on {name}" in message
+            assert 'unknown directive "this_is_not_a_directive"' in message
+            assert master_pid(host) == before
+            assert curl(name, f"https://{SITE}/").status == 200
+    finally:
+        host.check_output(f"rm -f {broken}")
+    # With the configuration accepted, reload keeps the master and replaces the workers.
+    workers = set(host.check_output(f"pgrep -P {before}").split())
+    run = nginx_action("reload", name)
+    assert run.rc == 0, run.report
+    assert master_pid(host) == before
+    for _ in range(20):
+        if not workers & set(host.check_output(f"pgrep -P {before}").split()):
+            break
+        time.sleep(0.25)
+    assert not workers & set(host.check_output(f"pgrep -P {before}").split())
+    assert curl(name, f"https://{SITE}/").status == 200
 
 
 # --- Failover (last: it marks an app server as failed for a while) --------------------
