@@ -222,3 +222,21 @@ def releases(host: object) -> list[str]:
 
 def gunicorn_pid(host: object) -> int:
     return int(sh(host, "supervisorctl pid gunicorn"))
+
+
+def wait_serving(host: object, deadline: float = 60) -> int:
+    """Wait until gunicorn serves: supervisor says RUNNING and /healthz answers
+    with the live release. Bounded; returns the master's pid.
+
+    Each test that needs gunicorn calls it (through its `serving` fixture), so
+    no test depends on how long an earlier one left gunicorn restarting.
+    """
+    end = time.monotonic() + deadline
+    status = ""
+    while "RUNNING" not in status:
+        if time.monotonic() > end:
+            raise AssertionError(f"gunicorn not RUNNING within {deadline} s: {status}")
+        time.sleep(0.5)
+        status = host.run("supervisorctl status gunicorn").stdout
+    wait_healthz(live_release(host), deadline=max(1.0, end - time.monotonic()))
+    return gunicorn_pid(host)

@@ -31,6 +31,7 @@ from appscenario import (
     releases,
     sh,
     task_was_skipped,
+    wait_serving,
 )
 from conftest import ephemeral_dir
 
@@ -43,6 +44,12 @@ def app(get_host):
     return get_host(APP)
 
 
+@pytest.fixture
+def serving(app) -> int:
+    """gunicorn up, waited for with a bound; the master's pid."""
+    return wait_serving(app)
+
+
 def venv_of(app, release: str) -> str:
     return sh(app, f"readlink {APP_ROOT}/releases/{release}/.venv")
 
@@ -51,11 +58,11 @@ def example(path: str) -> str:
     return (EXAMPLE_DIR / path).read_text()
 
 
-def test_code_only_deploy_reuses_the_virtualenv_and_reloads_gracefully(app, get_host):
+def test_code_only_deploy_reuses_the_virtualenv_and_reloads_gracefully(app, serving):
     before = live_release(app)
     venv = venv_of(app, before)
     marker = sh(app, f"stat -c '%i %Y' {venv}/.ocpizza-complete")
-    pid = gunicorn_pid(app)
+    pid = serving
     # New code (a template) and a new static file that the page links.
     home = example("shop/templates/shop/home.html").replace(
         "<h1>OC Pizza</h1>",
@@ -106,9 +113,9 @@ def test_static_files_of_the_old_release_stay_published(get_host):
     assert len(web.check_output("ls /var/lib/ocpizza-static/sets").split()) == 2
 
 
-def test_changed_lock_deploy_builds_a_new_virtualenv(app):
+def test_changed_lock_deploy_builds_a_new_virtualenv(app, serving):
     before = live_release(app)
-    pid = gunicorn_pid(app)
+    pid = serving
     files = SCENARIO_DIR / "files" / "changed-lock"
     sha = push(
         [
@@ -131,10 +138,10 @@ def test_changed_lock_deploy_builds_a_new_virtualenv(app):
     STATE.update(venv_c=venv, release_c=after)
 
 
-def test_failed_migration_leaves_the_previous_release_serving(app):
+def test_failed_migration_leaves_the_previous_release_serving(app, serving):
     before = live_release(app)
     known = releases(app)
-    pid = gunicorn_pid(app)
+    pid = serving
     broken = (
         "from django.db import migrations\n\n\n"
         "def fail(apps, schema_editor):\n"
@@ -159,7 +166,7 @@ def test_failed_migration_leaves_the_previous_release_serving(app):
     assert django_eval(app, code) == "False"
 
 
-def test_failing_healthz_after_the_switch_switches_back(app):
+def test_failing_healthz_after_the_switch_switches_back(app, serving):
     """The new release goes live, answers 500 everywhere: back to the previous one."""
     before = live_release(app)
     known = releases(app)
@@ -193,7 +200,7 @@ def test_failing_healthz_after_the_switch_switches_back(app):
     assert sh(app, "grep ^OCPIZZA_RELEASE= /etc/ocpizza/app.env") == f"OCPIZZA_RELEASE={before}"
 
 
-def test_clone_error_leaves_the_previous_release_serving(app):
+def test_clone_error_leaves_the_previous_release_serving(app, serving):
     """A host key other than the pinned one: the fetch fails, nothing changes."""
     before = live_release(app)
     known = releases(app)
@@ -210,7 +217,7 @@ def test_clone_error_leaves_the_previous_release_serving(app):
     assert healthz()["release"] == before
 
 
-def test_lock_out_of_date_with_its_pipfile_fails_with_pipenvs_message(app):
+def test_lock_out_of_date_with_its_pipfile_fails_with_pipenvs_message(app, serving):
     before = live_release(app)
     known = releases(app)
     venvs = sh(app, f"ls {APP_ROOT}/shared/venvs")
@@ -238,7 +245,7 @@ def test_lock_out_of_date_with_its_pipfile_fails_with_pipenvs_message(app):
     assert healthz()["release"] == before
 
 
-def test_zip_source_deploy(app, tmp_path):
+def test_zip_source_deploy(app, serving, tmp_path):
     """§4.1.1: the code as a ZIP archive (GitHub's layout: one top directory)."""
     archive = tmp_path / "ocpizza-production.zip"
     subprocess.run(
@@ -260,8 +267,8 @@ def test_zip_source_deploy(app, tmp_path):
     assert 'id="build"' not in http_get("/", proxied=True).body
 
 
-def test_a_change_of_gunicorn_settings_restarts_it(app):
-    pid = gunicorn_pid(app)
+def test_a_change_of_gunicorn_settings_restarts_it(app, serving):
+    pid = serving
     run = ansible_playbook(
         "gunicorn.yml", {"gunicorn_max_requests": 999}, log_name="gunicorn-change"
     )
