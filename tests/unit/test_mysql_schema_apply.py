@@ -130,8 +130,13 @@ def fake(tmp_path):
 
 
 def run(fake, capsys, check_mode=False):
-    params = {"path": str(fake.path), "database": "oc_pizza", "mysql_client": fake.mysql,
-              "login_unix_socket": "/run/mysqld/mysqld.sock", "_ansible_check_mode": check_mode}
+    params = {
+        "path": str(fake.path),
+        "database": "oc_pizza",
+        "mysql_client": fake.mysql,
+        "login_unix_socket": "/run/mysqld/mysqld.sock",
+        "_ansible_check_mode": check_mode,
+    }
     with patch_module_args(params), pytest.raises(SystemExit):
         main()
     return json.loads(capsys.readouterr().out)
@@ -218,8 +223,12 @@ def test_unsafe_file_names_stop_before_anything_is_applied(fake, capsys):
 
 @pytest.mark.parametrize(("option", "value"), [("database", "oc-pizza"), ("ledger_table", "a;b")])
 def test_identifiers_are_checked(fake, capsys, option, value):
-    params = {"path": str(fake.path), "database": "oc_pizza", "mysql_client": fake.mysql,
-              option: value}
+    params = {
+        "path": str(fake.path),
+        "database": "oc_pizza",
+        "mysql_client": fake.mysql,
+        option: value,
+    }
     with patch_module_args(params), pytest.raises(SystemExit):
         main()
     result = json.loads(capsys.readouterr().out)

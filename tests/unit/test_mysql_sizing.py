@@ -15,11 +15,11 @@ from ocpizza_gunicorn import gunicorn_workers
 @pytest.mark.parametrize(
     ("mem", "expected"),
     [
-        (8192, 4864),   # the operations document's 8 GB db server: 60 %, 128 MiB chunks
-        (7960, 4736),   # what Linux reports on that droplet
+        (8192, 4864),  # the operations document's 8 GB db server: 60 %, 128 MiB chunks
+        (7960, 4736),  # what Linux reports on that droplet
         (4096, 2432),
-        (2048, 1024),   # the 1 GiB reserve wins over 60 %
-        (1024, 128),    # tiny host: the minimum
+        (2048, 1024),  # the 1 GiB reserve wins over 60 %
+        (1024, 128),  # tiny host: the minimum
         (65536, 39296),
     ],
 )
@@ -59,8 +59,12 @@ def test_buffer_pool_refuses_bad_memory(bad):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"minimum_mb": 64}, {"maximum_mb": -1}, {"minimum_mb": 1024, "maximum_mb": 512},
-     {"reserve_mb": -5}],
+    [
+        {"minimum_mb": 64},
+        {"maximum_mb": -1},
+        {"minimum_mb": 1024, "maximum_mb": 512},
+        {"reserve_mb": -5},
+    ],
 )
 def test_buffer_pool_refuses_inconsistent_bounds(kwargs):
     with pytest.raises(AnsibleFilterError, match="minimum_mb"):
@@ -68,18 +72,18 @@ def test_buffer_pool_refuses_inconsistent_bounds(kwargs):
 
 
 def test_max_connections_from_workers():
-    assert mysql_max_connections([5]) == 50                # 5 * 2 + 20 = 30: the minimum
+    assert mysql_max_connections([5]) == 50  # 5 * 2 + 20 = 30: the minimum
     assert mysql_max_connections([12, 12, 12, 12]) == 116  # 48 workers * 2 + 20
-    assert mysql_max_connections([12] * 100) == 1000       # the maximum
+    assert mysql_max_connections([12] * 100) == 1000  # the maximum
     assert mysql_max_connections([5, 5], per_worker=4, headroom=10) == 50
     assert mysql_max_connections([9, 9], per_worker=4, headroom=10) == 82
     assert mysql_max_connections([5], minimum=10) == 30
-    assert mysql_max_connections([]) == 50                 # no app server yet
+    assert mysql_max_connections([]) == 50  # no app server yet
 
 
 def test_max_connections_from_the_app_servers_vcpus():
     # What the role computes: each app server's vCPUs -> gunicorn workers -> connections.
-    workers = [gunicorn_workers(v) for v in (2, 2, 4)]     # 5, 5, 9
+    workers = [gunicorn_workers(v) for v in (2, 2, 4)]  # 5, 5, 9
     assert mysql_max_connections(workers, minimum=1) == (5 + 5 + 9) * 2 + 20
 
 
@@ -113,8 +117,16 @@ def test_invalid_bind_addresses(addr):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("10.89.0.4", True), ("fd00::21", True), ("ocpizza-app1", False), ("10.0.0.300", False),
-     ("10.0.%", False), ("", False), (None, False), (10, False)],
+    [
+        ("10.89.0.4", True),
+        ("fd00::21", True),
+        ("ocpizza-app1", False),
+        ("10.0.0.300", False),
+        ("10.0.%", False),
+        ("", False),
+        (None, False),
+        (10, False),
+    ],
 )
 def test_is_ip_address(value, expected):
     assert is_ip_address(value) is expected

@@ -73,8 +73,12 @@ def problems(pem, names=NAMES, **kw):
 
 def test_good_certificate_has_no_problem():
     pem = _leaf()
-    assert problems(pem, exact=True, ca=_pem(CA_CERT), private_key=_pem(LEAF_KEY),
-                    renew_before_days=30) == []
+    assert (
+        problems(
+            pem, exact=True, ca=_pem(CA_CERT), private_key=_pem(LEAF_KEY), renew_before_days=30
+        )
+        == []
+    )
 
 
 def test_chain_is_read_from_its_first_certificate():
@@ -138,18 +142,26 @@ def test_other_ca_is_reported():
 def test_key_mismatch_is_reported_without_leaking_the_key():
     other_key = ec.generate_private_key(ec.SECP256R1())
     assert problems(_leaf(), private_key=_pem(other_key)) == ["does not match the private key"]
-    public = other_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        other_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     assert problems(_leaf(), public_key=public) == ["does not match the private key"]
 
 
 def test_bad_private_key_raises_without_its_content():
     # A key's PEM armour, generated here, around a body that is not a key.
-    armour = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode().splitlines()
+    armour = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+        .splitlines()
+    )
     secret = f"{armour[0]}\nc2VjcmV0LWtleQ==\n{armour[-1]}\n"
     with pytest.raises(AnsibleFilterError) as err:
         problems(_leaf(), private_key=secret)
@@ -158,8 +170,11 @@ def test_bad_private_key_raises_without_its_content():
 
 def test_several_problems_are_all_listed():
     other = _ca("Other CA")
-    found = problems(_leaf(names=["www.ocpizza.com"], days_left=3, ca=other),
-                     ca=_pem(CA_CERT), renew_before_days=30)
+    found = problems(
+        _leaf(names=["www.ocpizza.com"], days_left=3, ca=other),
+        ca=_pem(CA_CERT),
+        renew_before_days=30,
+    )
     assert len(found) == 3
 
 
