@@ -530,7 +530,10 @@ def entry_point(entry: str, *extra: str, host: str = TRIXIE) -> tuple[int, dict]
     res = playbook(
         "service.yml", "-e", f"mysql_test_entry={entry}", *extra, hosts=(host,), json_report=True
     )
-    return res.returncode, json.loads(res.stdout)
+    # The JSON document is the lines from "{" to "}"; profile_tasks prints around it.
+    lines = res.stdout.splitlines()
+    start, end = lines.index("{"), len(lines) - lines[::-1].index("}")
+    return res.returncode, json.loads("\n".join(lines[start:end]))
 
 
 def host_results(report: dict, host: str) -> list[dict]:

@@ -609,7 +609,10 @@ def run_entry(entry: str, *extra: str, hosts: list[str] = WEB, visitor: str = WE
     ]
     env = {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_NOCOLOR": "1"}
     res = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False, env=env)
-    return EntryRun(res.returncode, json.loads(res.stdout))
+    # Ansible's JSON report, without the lines profile_tasks prints before and after it.
+    out = "\n" + res.stdout
+    document = out[out.index("\n{\n") : out.rindex("\n}") + 2]
+    return EntryRun(res.returncode, json.loads(document))
 
 
 def nginx_action(action: str, host: str) -> EntryRun:
