@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -23,9 +24,18 @@ CA = ROOT / ".lab" / "ca.crt"
 def playbook(name: str, *extra: str) -> subprocess.CompletedProcess[str]:
     """Run one of the repository's playbooks against the scenario's hosts."""
     return subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-         str(ROOT / "playbooks" / name), *extra],
-        capture_output=True, text=True, timeout=1500, check=False, env=os.environ.copy(),
+        [
+            "ansible-playbook",
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            str(ROOT / "playbooks" / name),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+        env=os.environ.copy(),
     )
 
 
@@ -36,10 +46,26 @@ def output(res: subprocess.CompletedProcess[str]) -> str:
 def curl(path: str, *extra: str) -> tuple[str, str]:
     """GET through the published nginx port, certificate checked against the lab CA."""
     res = subprocess.run(
-        ["curl", "-sS", "--max-time", "15", "--cacert", str(CA),
-         "--resolve", f"www.ocpizza.com:{HTTPS_PORT}:127.0.0.1",
-         "-o", "-", "-w", "\n%{http_code}", *extra, SITE + path],
-        capture_output=True, text=True, timeout=30, check=False,
+        [
+            "curl",
+            "-sS",
+            "--max-time",
+            "15",
+            "--cacert",
+            str(CA),
+            "--resolve",
+            f"www.ocpizza.com:{HTTPS_PORT}:127.0.0.1",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            *extra,
+            SITE + path,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     body, _, code = res.stdout.rpartition("\n")
     return code or "000", body
@@ -79,16 +105,16 @@ def test_site_answers_with_a_valid_certificate():
 @pytest.mark.parametrize(
     ("source", "target", "port", "expected"),
     [
-        ("web", "app", 8000, True),     # gunicorn from web
-        ("db", "app", 8000, False),     # ... and from nowhere else
+        ("web", "app", 8000, True),  # gunicorn from web
+        ("db", "app", 8000, False),  # ... and from nowhere else
         ("forge", "app", 8000, False),
-        ("app", "db", 3306, True),      # MySQL from app
+        ("app", "db", 3306, True),  # MySQL from app
         ("web", "db", 3306, False),
         ("forge", "db", 3306, False),
-        ("app", "web", 443, True),      # web is public on 80/443
+        ("app", "web", 443, True),  # web is public on 80/443
         ("db", "web", 80, True),
-        ("app", "web", 8000, False),    # nothing else on web
-        ("web", "forge", 22, True),     # SSH everywhere
+        ("app", "web", 8000, False),  # nothing else on web
+        ("web", "forge", 22, True),  # SSH everywhere
         ("web", "forge", 80, False),
         ("app", "forge", 9418, False),  # git daemon port: closed, git goes over SSH
     ],
@@ -127,10 +153,32 @@ def test_stop_start_cycle(component):
     assert curl("/")[0] == "200"
 
 
-def test_unknown_component_is_refused_before_anything():
-    res = playbook("stop.yml", "-e", "component=redis")
+def test_verify_names_the_failed_check_when_gunicorn_is_stopped():
+    res = playbook("stop.yml", "-e", "component=gunicorn")
+    assert res.returncode == 0, output(res)[-2000:]
+    try:
+        res = playbook("verify.yml")
+        text = output(res)
+        assert res.returncode != 0
+        assert "check(s) failed:" in text
+        failed = text.split("check(s) failed:", 1)[1]
+        assert f"gunicorn under supervisor on {PREFIX}-app1" in failed
+        # The table is printed before the failure, with every check in it.
+        assert f"FAIL gunicorn under supervisor on {PREFIX}-app1" in text
+        assert f"OK mysql up on {PREFIX}-db1" in text
+    finally:
+        res = playbook("start.yml", "-e", "component=gunicorn")
+    assert res.returncode == 0, output(res)[-2000:]
+    assert curl("/")[0] == "200"
+
+
+@pytest.mark.parametrize("name", ["start.yml", "stop.yml", "restart.yml", "status.yml"])
+def test_unknown_component_is_refused_before_anything(name):
+    res = playbook(name, "-e", "component=redis")
     assert res.returncode != 0
     assert "Unknown component 'redis'. Valid components: mysql, gunicorn, nginx, all" in output(res)
+    # Refused before any host was touched: no service was driven or read.
+    assert not re.search(r": (mysql|gunicorn|nginx) is ", output(res))
     assert curl("/")[0] == "200"
 
 
@@ -138,8 +186,11 @@ def test_status_prints_each_hosts_services():
     res = playbook("status.yml")
     assert res.returncode == 0
     text = output(res)
-    for host, component, state in (("db1", "mysql", "active"), ("app1", "gunicorn", "running"),
-                                   ("web1", "nginx", "active")):
+    for host, component, state in (
+        ("db1", "mysql", "active"),
+        ("app1", "gunicorn", "running"),
+        ("web1", "nginx", "active"),
+    ):
         assert f"{PREFIX}-{host} {component} {state}" in text
 
 
