@@ -69,6 +69,10 @@ options:
     description: How many times a rate-limited (429) or transiently failing request is retried.
     type: int
     default: 5
+notes:
+  - The API calls are those of the C(digitalocean_environment) module, imported from the
+    project's C(module_utils/ocpizza_digitalocean/) package (found through the
+    C(module_utils) setting of ansible.cfg).
 """
 
 EXAMPLES = r"""
@@ -88,40 +92,40 @@ keyed_groups:
     prefix: region
 """
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import ansible.module_utils
+from ansible import constants as C
 from ansible.errors import AnsibleParserError
 from ansible.inventory.data import InventoryData
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-SHARED_PATH = Path(__file__).resolve().parent.parent / "module_utils" / "ocpizza_digitalocean.py"
-SHARED_NAME = "ocpizza_digitalocean_shared"
 
+def _with_project_module_utils() -> None:
+    """Make the configured module_utils folders part of ``ansible.module_utils`` here too.
 
-def load_shared() -> ModuleType:
-    """Load ``module_utils/ocpizza_digitalocean.py``, the code the module uses too.
-
-    Controller plugins cannot import a project's ``module_utils`` by name, so it is
-    loaded from its path, once.
+    Ansible ships a module's ``ansible.module_utils.*`` imports from the folders of
+    the ``module_utils`` setting (ansible.cfg); on the controller that package is only
+    Ansible's own. Adding the same folders to its path lets this plugin import the
+    code the module uses, under the same name, with a plain import.
     """
-    if SHARED_NAME in sys.modules:
-        return sys.modules[SHARED_NAME]
-    spec = importlib.util.spec_from_file_location(SHARED_NAME, SHARED_PATH)
-    if spec is None or spec.loader is None:
-        raise AnsibleParserError(f"cannot load {SHARED_PATH}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[SHARED_NAME] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[SHARED_NAME]
-        raise
-    return module
+    for folder in C.DEFAULT_MODULE_UTILS_PATH or []:
+        if folder not in ansible.module_utils.__path__:
+            ansible.module_utils.__path__.append(folder)
+
+
+_with_project_module_utils()
+
+from ansible.module_utils.ocpizza_digitalocean.client import DigitalOceanClient
+from ansible.module_utils.ocpizza_digitalocean.errors import ProvisioningError
+from ansible.module_utils.ocpizza_digitalocean.naming import (
+    GROUP_PATTERN,
+    NAME_PATTERN,
+    environment_tag,
+    group_of_tag,
+)
+from ansible.module_utils.ocpizza_digitalocean.transport import TransportSettings
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -141,10 +145,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         """Read the configuration, list the droplets (or read the cache), fill the inventory."""
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
-        shared = load_shared()
         environment = str(self.get_option("environment"))
         project = str(self.get_option("project"))
-        if not shared.NAME_PATTERN.match(environment) or not shared.NAME_PATTERN.match(project):
+        if not NAME_PATTERN.match(environment) or not NAME_PATTERN.match(project):
             raise AnsibleParserError(
                 f"{path}: environment {environment!r} and project {project!r} must be lower-case "
                 "letters, digits or dashes, starting with a letter"
@@ -164,12 +167,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             except KeyError:
                 update_cache = True
         if droplets is None:
-            droplets = self._fetch(shared, project, environment)
+            droplets = self._fetch(project, environment)
         if update_cache:
             self._cache[cache_key] = droplets
-        self._populate(shared, droplets)
+        self._populate(droplets)
 
-    def _fetch(self, shared: ModuleType, project: str, environment: str) -> list[dict[str, Any]]:
+    def _fetch(self, project: str, environment: str) -> list[dict[str, Any]]:
         """List the environment's droplets, as JSON-serialisable dicts."""
         token = self.get_option("api_token")
         if not token:
@@ -177,48 +180,55 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 "No DigitalOcean API token: set DIGITALOCEAN_TOKEN (or api_token in the "
                 "inventory file, vault-encrypted)."
             )
-        settings = shared.TransportSettings(
+        settings = TransportSettings(
             timeout=float(self.get_option("request_timeout")),
             max_retries=int(self.get_option("max_retries")),
         )
         try:
-            client = shared.DigitalOceanClient(token, self.get_option("api_url"), settings)
-            found = client.droplets(shared.environment_tag(environment))
-        except shared.ProvisioningError as exc:
+            client = DigitalOceanClient(token, self.get_option("api_url"), settings)
+            found = client.droplets(environment_tag(environment))
+        except ProvisioningError as exc:
             raise AnsibleParserError(f"DigitalOcean inventory: {exc}") from exc
         return [d.as_dict() for d in found if project in d.tags]
 
-    def _populate(self, shared: ModuleType, droplets: list[dict[str, Any]]) -> None:
+    def _populate(self, droplets: list[dict[str, Any]]) -> None:
         """Add the hosts, their groups and variables, then the constructed groups."""
-        allowed = set(self.get_option("allowed_groups") or [])
         strict = bool(self.get_option("strict"))
         for droplet in sorted(droplets, key=lambda d: d["name"]):
-            name = droplet["name"]
             if not droplet.get("public_ipv4"):
                 self.display.warning(
-                    f"droplet {name} has no public IPv4 address yet (status "
+                    f"droplet {droplet['name']} has no public IPv4 address yet (status "
                     f"{droplet.get('status')}); left out of the inventory"
                 )
                 continue
-            host = self.inventory.add_host(name)
-            for tag in droplet["tags"]:
-                if not tag.startswith(shared.GROUP_TAG_PREFIX):
-                    continue
-                group = tag[len(shared.GROUP_TAG_PREFIX) :]
-                if not shared.GROUP_PATTERN.match(group) or (allowed and group not in allowed):
-                    self.display.warning(f"droplet {name}: tag {tag} names no known group")
-                    continue
-                self.inventory.add_group(group)
-                self.inventory.add_child(group, host)
-            self.inventory.set_variable(host, "ansible_host", droplet["public_ipv4"])
-            if droplet.get("private_ipv4"):
-                self.inventory.set_variable(host, "ocpizza_private_ip", droplet["private_ipv4"])
-            else:
-                self.display.warning(
-                    f"droplet {name} has no private (VPC) address: ocpizza_private_ip is unset"
-                )
-            self.inventory.set_variable(host, "ocpizza_do_droplet", dict(droplet))
+            host = self.inventory.add_host(droplet["name"])
+            self._add_to_groups(host, droplet["tags"])
+            self._set_host_vars(host, droplet)
             hostvars = self.inventory.get_host(host).get_vars()
             self._set_composite_vars(self.get_option("compose"), hostvars, host, strict=strict)
             self._add_host_to_composed_groups(self.get_option("groups"), hostvars, host, strict)
             self._add_host_to_keyed_groups(self.get_option("keyed_groups"), hostvars, host, strict)
+
+    def _add_to_groups(self, host: str, tags: list[str]) -> None:
+        """Put the host in the group each of its ``group:<name>`` tags names."""
+        allowed = set(self.get_option("allowed_groups") or [])
+        for tag in tags:
+            group = group_of_tag(tag)
+            if group is None:
+                continue
+            if not GROUP_PATTERN.match(group) or (allowed and group not in allowed):
+                self.display.warning(f"droplet {host}: tag {tag} names no known group")
+                continue
+            self.inventory.add_group(group)
+            self.inventory.add_child(group, host)
+
+    def _set_host_vars(self, host: str, droplet: dict[str, Any]) -> None:
+        """Public address to connect to, private address for traffic between hosts."""
+        self.inventory.set_variable(host, "ansible_host", droplet["public_ipv4"])
+        if droplet.get("private_ipv4"):
+            self.inventory.set_variable(host, "ocpizza_private_ip", droplet["private_ipv4"])
+        else:
+            self.display.warning(
+                f"droplet {host} has no private (VPC) address: ocpizza_private_ip is unset"
+            )
+        self.inventory.set_variable(host, "ocpizza_do_droplet", dict(droplet))

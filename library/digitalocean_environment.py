@@ -116,10 +116,43 @@ options:
       image:
         description: Image slug for this group; defaults to O(image).
         type: str
+      firewall_allowed:
+        description:
+          - The group's host firewall policy, in the shape of role C(firewall)'s
+            C(firewall_allowed) (C(group_vars/<group>/firewall.yml)), turned into rules of
+            the group's cloud firewall, so that one policy feeds both firewalls.
+          - C(from_group) allows the droplets of that group (by their selector tag);
+            C(sources) allows those addresses, C(any) or no C(sources) meaning everyone,
+            an empty list nobody.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          name:
+            description: Name of the service.
+            type: str
+            required: true
+          port:
+            description: Destination port.
+            type: int
+            required: true
+          proto:
+            description: Protocol.
+            type: str
+            choices: [tcp, udp]
+            default: tcp
+          from_group:
+            description: Inventory group of the same environment whose droplets may connect.
+            type: str
+          sources:
+            description: Addresses or CIDRs that may connect, or C(any).
+            type: list
+            elements: str
       firewall_inbound:
         description:
-          - Inbound rules of the group's cloud firewall. Everything else inbound is refused;
-            outbound traffic is allowed.
+          - More inbound rules of the group's cloud firewall, in the cloud's own terms, after
+            those of O(groups[].firewall_allowed) and O(ssh_sources). Everything else inbound
+            is refused; outbound traffic is allowed.
         type: list
         elements: dict
         default: []
@@ -138,6 +171,17 @@ options:
                 is a list of group names of the same environment (their droplets, by tag).
             type: dict
             required: true
+  ssh_sources:
+    description:
+      - Networks (CIDRs) allowed to reach SSH on every droplet, like role C(firewall)'s
+        C(firewall_ssh_sources). Empty adds no SSH rule.
+    type: list
+    elements: str
+    default: []
+  ssh_port:
+    description: The SSH port that O(ssh_sources) may reach.
+    type: int
+    default: 22
   ssh_keys:
     description:
       - Public keys installed for C(root) on every new droplet. A key already on the account
@@ -189,11 +233,11 @@ options:
     type: float
     default: 5
   request_timeout:
-    description: Seconds before one API request without an answer fails.
+    description: Seconds after which an API request that got no answer fails.
     type: float
     default: 30
   max_retries:
-    description: How many times a rate-limited (429) or transiently failing request is retried.
+    description: Retries of a request refused with HTTP 429 or failing transiently, with backoff.
     type: int
     default: 5
 attributes:
@@ -205,7 +249,8 @@ attributes:
 notes:
   - The module runs on the control node (C(hosts=localhost)); it talks only to the API.
   - python-digitalocean is used for every call, with a timeout, retries and status-aware
-    errors added by C(module_utils/ocpizza_digitalocean.py).
+    errors added by the package C(module_utils/ocpizza_digitalocean/), which holds all the
+    module's logic.
 seealso:
   - name: DigitalOcean API reference
     description: The API this module calls.
@@ -220,23 +265,23 @@ EXAMPLES = r"""
     ssh_keys:
       - name: ocpizza-admin
         public_key_file: ~/.ssh/id_ed25519.pub
+    ssh_sources: [203.0.113.0/24]
     groups:
       - name: dbservers
         size: s-4vcpu-8gb
-        firewall_inbound:
-          - {protocol: tcp, ports: 22, sources: {addresses: [203.0.113.0/24]}}
-          - {protocol: tcp, ports: 3306, sources: {groups: [appservers]}}
+        firewall_allowed:
+          - {name: mysql from app, port: 3306, from_group: appservers}
       - name: appservers
         size: s-2vcpu-4gb
-        firewall_inbound:
-          - {protocol: tcp, ports: 22, sources: {addresses: [203.0.113.0/24]}}
-          - {protocol: tcp, ports: 8000, sources: {groups: [webservers]}}
+        firewall_allowed:
+          - {name: gunicorn from web, port: 8000, from_group: webservers}
       - name: webservers
         size: s-2vcpu-4gb
+        firewall_allowed:
+          - {name: http, port: 80}
+          - {name: https, port: 443}
         firewall_inbound:
-          - {protocol: tcp, ports: 22, sources: {addresses: [203.0.113.0/24]}}
-          - {protocol: tcp, ports: 80, sources: {addresses: [0.0.0.0/0, "::/0"]}}
-          - {protocol: tcp, ports: 443, sources: {addresses: [0.0.0.0/0, "::/0"]}}
+          - {protocol: udp, ports: 443, sources: {addresses: [0.0.0.0/0, "::/0"]}}
   register: staging
 
 - name: Show the plan of a dry run
@@ -316,6 +361,13 @@ droplets:
     private_ipv4: {description: VPC address (C(ocpizza_private_ip) in the inventory)., type: str}
     public_ipv6: {description: Public IPv6 address, when enabled., type: str}
     created_at: {description: Creation time., type: str}
+droplet_lines:
+  description: One line per droplet of RV(droplets), with its status and both addresses.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "ocpizza-staging-db1: active, public 203.0.113.10, private 10.110.16.2"
 created:
   description: Names of the droplets created (or, in check mode, to create).
   returned: always
@@ -346,225 +398,7 @@ api_retries:
   type: int
 """
 
-import os
-from typing import Any
-
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible.module_utils.ocpizza_digitalocean import (
-    API_URL_ENV_VAR,
-    DEFAULT_API_URL,
-    HAS_DIGITALOCEAN,
-    DigitalOceanClient,
-    EnvironmentReconciler,
-    EnvironmentSpec,
-    FirewallRule,
-    GroupSpec,
-    ProvisioningError,
-    SpecError,
-    SSHKeySpec,
-    TransportSettings,
-)
-
-ARGUMENT_SPEC: dict[str, Any] = {
-    "environment": {"type": "str", "required": True},
-    "project": {"type": "str", "default": "ocpizza"},
-    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-    "confirm_destroy": {"type": "str"},
-    "oauth_token": {
-        "type": "str",
-        "no_log": True,
-        "aliases": ["api_token"],
-        "fallback": (env_fallback, ["DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"]),
-    },
-    "api_url": {
-        "type": "str",
-        "default": DEFAULT_API_URL,
-        "fallback": (env_fallback, [API_URL_ENV_VAR]),
-    },
-    "region": {"type": "str"},
-    "image": {"type": "str", "default": "ubuntu-24-04-x64"},
-    "vpc": {
-        "type": "dict",
-        "default": {},
-        "options": {
-            "name": {"type": "str"},
-            "ip_range": {"type": "str"},
-            "description": {"type": "str", "default": ""},
-        },
-    },
-    "groups": {
-        "type": "list",
-        "elements": "dict",
-        "default": [],
-        "options": {
-            "name": {"type": "str", "required": True},
-            "hostname_prefix": {"type": "str"},
-            "count": {"type": "int", "default": 1},
-            "size": {"type": "str", "required": True},
-            "image": {"type": "str"},
-            "firewall_inbound": {
-                "type": "list",
-                "elements": "dict",
-                "default": [],
-                "options": {
-                    "protocol": {
-                        "type": "str",
-                        "choices": ["tcp", "udp", "icmp"],
-                        "default": "tcp",
-                    },
-                    "ports": {"type": "raw"},
-                    "sources": {"type": "dict", "required": True},
-                },
-            },
-        },
-    },
-    "ssh_keys": {
-        "type": "list",
-        "elements": "dict",
-        "default": [],
-        "no_log": False,
-        "options": {
-            "name": {"type": "str", "required": True},
-            "public_key": {"type": "str", "no_log": False},
-            "public_key_file": {"type": "path", "no_log": False},
-        },
-        "mutually_exclusive": [["public_key", "public_key_file"]],
-        "required_one_of": [["public_key", "public_key_file"]],
-    },
-    "tags": {"type": "list", "elements": "str", "default": []},
-    "monitoring": {"type": "bool", "default": True},
-    "ipv6": {"type": "bool", "default": False},
-    "backups": {"type": "bool", "default": False},
-    "user_data": {"type": "str"},
-    "wait": {"type": "bool", "default": True},
-    "wait_timeout": {"type": "int", "default": 600},
-    "poll_interval": {"type": "float", "default": 5.0},
-    "request_timeout": {"type": "float", "default": 30.0},
-    "max_retries": {"type": "int", "default": 5},
-}
-
-
-def default_prefix(group: str) -> str:
-    """Short host-name part of a group: ``dbservers`` gives ``db``."""
-    return group[: -len("servers")] if group.endswith("servers") and group != "servers" else group
-
-
-def read_public_key(name: str, key: dict[str, Any]) -> str:
-    """Return a key's text, from ``public_key`` or from the file ``public_key_file``."""
-    if key.get("public_key"):
-        return str(key["public_key"]).strip()
-    path = os.path.expanduser(str(key["public_key_file"]))
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read().strip()
-    except OSError as exc:
-        raise SpecError(
-            f"ssh key {name}: cannot read public_key_file {path}: {exc.strerror}"
-        ) from exc
-
-
-def build_spec(params: dict[str, Any]) -> EnvironmentSpec:
-    """Turn the module parameters into an :class:`EnvironmentSpec`."""
-    groups = []
-    for group in params["groups"]:
-        rules = [
-            FirewallRule.from_dict(rule, f"group {group['name']}, firewall rule {index + 1}")
-            for index, rule in enumerate(group["firewall_inbound"])
-        ]
-        groups.append(
-            GroupSpec(
-                name=group["name"],
-                hostname_prefix=group["hostname_prefix"] or default_prefix(group["name"]),
-                size=group["size"],
-                image=group["image"] or params["image"],
-                count=group["count"],
-                firewall_inbound=rules,
-            )
-        )
-    vpc = params["vpc"] or {}
-    return EnvironmentSpec(
-        project=params["project"],
-        environment=params["environment"],
-        region=params["region"] or "",
-        groups=groups,
-        vpc_name=vpc.get("name") or "",
-        vpc_ip_range=vpc.get("ip_range") or None,
-        vpc_description=vpc.get("description")
-        or f"{params['project']} {params['environment']} (managed by Ansible)",
-        ssh_keys=[
-            SSHKeySpec(key["name"], read_public_key(key["name"], key)) for key in params["ssh_keys"]
-        ],
-        extra_tags=list(params["tags"]),
-        monitoring=params["monitoring"],
-        ipv6=params["ipv6"],
-        backups=params["backups"],
-        user_data=params["user_data"],
-        wait=params["wait"],
-        wait_timeout=float(params["wait_timeout"]),
-        poll_interval=float(params["poll_interval"]),
-    )
-
-
-def summary(state: str, result: dict[str, Any], check_mode: bool) -> str:
-    """One sentence for the operator."""
-    verb = "would" if check_mode else "did"
-    changes = [
-        line
-        for line in result["plan_lines"]
-        if line.split(" ", 1)[0] in ("create", "update", "delete")
-    ]
-    if not changes:
-        return f"environment is already {state}; nothing to do"
-    return f"{len(changes)} changes ({verb} apply): " + "; ".join(changes)
-
-
-def main() -> None:
-    """Run the module."""
-    module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
-        required_if=[("state", "present", ["region", "groups"])],
-        supports_check_mode=True,
-    )
-    if not HAS_DIGITALOCEAN:
-        module.fail_json(msg=missing_required_lib("python-digitalocean"))
-    params = module.params
-    if not params["oauth_token"]:
-        module.fail_json(
-            msg="No DigitalOcean API token: set DIGITALOCEAN_TOKEN or vault_digitalocean_token "
-            "(module option oauth_token)."
-        )
-    if (
-        params["state"] == "absent"
-        and not module.check_mode
-        and params["confirm_destroy"] != params["environment"]
-    ):
-        module.fail_json(
-            msg=f"Refusing to destroy environment {params['environment']}: set confirm_destroy "
-            f"to {params['environment']!r} to confirm.",
-            changed=False,
-        )
-    settings = TransportSettings(
-        timeout=params["request_timeout"], max_retries=params["max_retries"]
-    )
-    try:
-        spec = build_spec(params)
-        client = DigitalOceanClient(params["oauth_token"], params["api_url"], settings)
-        reconciler = EnvironmentReconciler(client, spec, check_mode=module.check_mode)
-        outcome = reconciler.present() if params["state"] == "present" else reconciler.absent()
-    except ProvisioningError as exc:
-        module.fail_json(msg=str(exc), api_retries=settings.retries)
-    except Exception as exc:  # python-digitalocean's own errors (bad JSON, ...)
-        module.fail_json(
-            msg=f"DigitalOcean call failed: {exc.__class__.__name__}: {exc}",
-            api_retries=settings.retries,
-        )
-    result = outcome.as_dict()
-    for warning in outcome.warnings:
-        module.warn(warning)
-    result["api_retries"] = settings.retries
-    result["msg"] = summary(params["state"], result, module.check_mode)
-    module.exit_json(**result)
-
+from ansible.module_utils.ocpizza_digitalocean.module_args import main
 
 if __name__ == "__main__":
     main()

@@ -1,22 +1,19 @@
-"""Helpers for the DigitalOcean tests: load the project's code, run Ansible against the fake."""
+"""Helpers for the DigitalOcean tests: run Ansible against the fake API."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from .server import DEFAULT_TOKEN, FakeDigitalOcean
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-SHARED_NAME = "ocpizza_digitalocean_shared"  # the name the inventory plugin loads it under
 
 # A real (throw-away, never used to log in) ed25519 public key.
 TEST_PUBLIC_KEY = (
@@ -27,39 +24,44 @@ TEST_PUBLIC_KEY = (
 DEFAULT_MONTHLY_COST = 96.0
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+def module_params(**overrides: Any) -> dict[str, Any]:
+    """digitalocean_environment's parameters as AnsibleModule fills them in, for build_spec."""
+    params: dict[str, Any] = {
+        "project": "ocpizza",
+        "environment": "staging",
+        "region": "fra1",
+        "image": "ubuntu-24-04-x64",
+        "vpc": {},
+        "ssh_keys": [],
+        "ssh_sources": [],
+        "ssh_port": 22,
+        "tags": [],
+        "monitoring": True,
+        "ipv6": False,
+        "backups": False,
+        "user_data": None,
+        "wait": True,
+        "wait_timeout": 600,
+        "poll_interval": 5.0,
+        "groups": [],
+    }
+    params.update(overrides)
+    return params
 
 
-def load_shared() -> ModuleType:
-    """``module_utils/ocpizza_digitalocean.py``, as the plugin and the module see it."""
-    shared = _load(SHARED_NAME, REPO / "module_utils" / "ocpizza_digitalocean.py")
-    # The module imports it as ansible.module_utils.ocpizza_digitalocean.
-    sys.modules.setdefault("ansible.module_utils.ocpizza_digitalocean", shared)
-    return shared
-
-
-def load_library_module() -> ModuleType:
-    """``library/digitalocean_environment.py``."""
-    load_shared()
-    return _load(
-        "ocpizza_test_digitalocean_environment", REPO / "library" / "digitalocean_environment.py"
-    )
-
-
-def load_inventory_plugin() -> ModuleType:
-    """``inventory_plugins/ocpizza_digitalocean.py``."""
-    load_shared()
-    return _load(
-        "ocpizza_test_inventory_plugin", REPO / "inventory_plugins" / "ocpizza_digitalocean.py"
-    )
+def group_params(name: str, **overrides: Any) -> dict[str, Any]:
+    """One element of the ``groups`` parameter as AnsibleModule fills it in."""
+    group: dict[str, Any] = {
+        "name": name,
+        "hostname_prefix": None,
+        "count": 1,
+        "size": "s-2vcpu-4gb",
+        "image": None,
+        "firewall_allowed": [],
+        "firewall_inbound": [],
+    }
+    group.update(overrides)
+    return group
 
 
 def ansible_env(fake: FakeDigitalOcean, token: str | None = DEFAULT_TOKEN) -> dict[str, str]:

@@ -1,19 +1,22 @@
-"""The DigitalOcean transport and client (module_utils) against the fake API over real HTTP."""
+"""The DigitalOcean transport and client (package module_utils/ocpizza_digitalocean) against the fake API over real HTTP."""
 
 from __future__ import annotations
 
 import pytest
 from fake_digitalocean import DEFAULT_TOKEN, FakeConfig, FakeDigitalOcean
-from fake_digitalocean.testing import TEST_PUBLIC_KEY, load_shared
-
-do = load_shared()
+from fake_digitalocean.testing import TEST_PUBLIC_KEY
+from ocpizza_digitalocean.client import DigitalOceanClient
+from ocpizza_digitalocean.errors import DigitalOceanError, ProvisioningError, SpecError
+from ocpizza_digitalocean.naming import token_from_environment
+from ocpizza_digitalocean.spec import ssh_fingerprint
+from ocpizza_digitalocean.transport import TransportSettings
 
 
 def make_client(fake, token=DEFAULT_TOKEN, **settings):
     sleeps = []
     options = {"timeout": 5.0, "max_retries": 3, "backoff_base": 0.01, "sleep": sleeps.append}
     options.update(settings)
-    client = do.DigitalOceanClient(token, fake.url, do.TransportSettings(**options))
+    client = DigitalOceanClient(token, fake.url, TransportSettings(**options))
     return client, sleeps
 
 
@@ -25,7 +28,7 @@ def fake():
 
 def test_a_bad_token_is_named_as_such(fake):
     client, _ = make_client(fake, token="not-the-token")
-    with pytest.raises(do.DigitalOceanError) as caught:
+    with pytest.raises(DigitalOceanError) as caught:
         client.account()
     assert caught.value.status == 401
     assert "rejected the API token" in str(caught.value)
@@ -46,14 +49,14 @@ def test_rate_limits_are_retried_with_the_servers_delay(fake):
 
 
 def test_backoff_doubles_without_a_hint_and_is_capped():
-    settings = do.TransportSettings(backoff_base=1.0, backoff_max=5.0)
+    settings = TransportSettings(backoff_base=1.0, backoff_max=5.0)
     assert [settings.delay(n) for n in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
 
 
 def test_endless_rate_limits_fail_clearly_after_the_retries(fake):
     fake.rate_limit(10)
     client, sleeps = make_client(fake, max_retries=2)
-    with pytest.raises(do.DigitalOceanError) as caught:
+    with pytest.raises(DigitalOceanError) as caught:
         client.account()
     assert caught.value.status == 429
     assert "rate-limiting GET /account" in str(caught.value)
@@ -84,7 +87,7 @@ def test_server_errors_are_retried_for_reads_but_never_for_creates(fake):
     client, _ = make_client(fake)
     assert "s-4vcpu-8gb" in client.sizes()
     fake.inject(500, method="POST", path="^/v2/droplets$", times=1)
-    with pytest.raises(do.DigitalOceanError) as caught:
+    with pytest.raises(DigitalOceanError) as caught:
         client.create_droplet(
             name="two",
             region="fra1",
@@ -105,7 +108,7 @@ def test_every_request_has_a_timeout(fake):
     hold = fake.hold("GET", "^/v2/regions$")
     client, _ = make_client(fake, timeout=0.3, max_retries=0)
     try:
-        with pytest.raises(do.DigitalOceanError) as caught:
+        with pytest.raises(DigitalOceanError) as caught:
             client.regions()
     finally:
         hold.release()
@@ -126,7 +129,7 @@ def test_lists_follow_every_page(fake):
 
 def test_a_422_keeps_digitaloceans_id_and_message(fake):
     client, _ = make_client(fake)
-    with pytest.raises(do.DigitalOceanError) as caught:
+    with pytest.raises(DigitalOceanError) as caught:
         client.create_droplet(
             name="bad",
             region="fra1",
@@ -181,14 +184,14 @@ def test_the_fingerprint_is_the_one_digitalocean_shows(fake):
     client, _ = make_client(fake)
     client.create_ssh_key("k", TEST_PUBLIC_KEY)
     (key,) = client.ssh_keys()
-    assert key["fingerprint"] == do.ssh_fingerprint(TEST_PUBLIC_KEY)
-    with pytest.raises(do.SpecError):
-        do.ssh_fingerprint("not-a-key")
+    assert key["fingerprint"] == ssh_fingerprint(TEST_PUBLIC_KEY)
+    with pytest.raises(SpecError):
+        ssh_fingerprint("not-a-key")
 
 
 def test_the_token_may_come_from_either_variable():
-    assert do.token_from_environment({"DIGITALOCEAN_ACCESS_TOKEN": "b"}) == "b"
-    assert do.token_from_environment({"DIGITALOCEAN_TOKEN": "a", "DO_API_TOKEN": "c"}) == "a"
-    assert do.token_from_environment({}) == ""
-    with pytest.raises(do.ProvisioningError, match="DIGITALOCEAN_TOKEN"):
-        do.DigitalOceanClient("", "http://127.0.0.1:9/v2/")
+    assert token_from_environment({"DIGITALOCEAN_ACCESS_TOKEN": "b"}) == "b"
+    assert token_from_environment({"DIGITALOCEAN_TOKEN": "a", "DO_API_TOKEN": "c"}) == "a"
+    assert token_from_environment({}) == ""
+    with pytest.raises(ProvisioningError, match="DIGITALOCEAN_TOKEN"):
+        DigitalOceanClient("", "http://127.0.0.1:9/v2/")

@@ -8,9 +8,8 @@ from ansible.inventory.data import InventoryData
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import inventory_loader
 from fake_digitalocean import DEFAULT_TOKEN, FakeConfig, FakeDigitalOcean
-from fake_digitalocean.testing import REPO, load_shared
+from fake_digitalocean.testing import REPO
 
-load_shared()
 inventory_loader.add_directory(str(REPO / "inventory_plugins"))
 
 STAGING = ["ocpizza", "env:staging"]

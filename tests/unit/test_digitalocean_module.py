@@ -1,4 +1,8 @@
-"""The digitalocean_environment module: arguments, safety checks and results (in-process)."""
+"""The digitalocean_environment module: arguments, safety checks and results (in-process).
+
+library/digitalocean_environment.py is its documentation and a call of
+module_args.main(), which these tests run.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,9 @@ import json
 import pytest
 from ansible.module_utils.testing import patch_module_args
 from fake_digitalocean import DEFAULT_TOKEN, FakeConfig, FakeDigitalOcean
-from fake_digitalocean.testing import TEST_PUBLIC_KEY, load_library_module
-
-module = load_library_module()
+from fake_digitalocean.testing import TEST_PUBLIC_KEY, group_params, module_params
+from ocpizza_digitalocean import module_args as module
+from ocpizza_digitalocean.errors import SpecError
 
 GROUPS = [
     {
@@ -120,7 +124,7 @@ def test_public_keys_are_read_from_files(tmp_path):
     key_file = tmp_path / "id.pub"
     key_file.write_text(TEST_PUBLIC_KEY + "\n")
     assert module.read_public_key("k", {"public_key_file": str(key_file)}) == TEST_PUBLIC_KEY
-    with pytest.raises(module.SpecError, match="cannot read public_key_file"):
+    with pytest.raises(SpecError, match="cannot read public_key_file"):
         module.read_public_key("k", {"public_key_file": str(tmp_path / "missing.pub")})
 
 
@@ -136,34 +140,8 @@ def test_a_missing_key_file_fails_the_module_cleanly(fake, capsys, tmp_path):
 def test_group_defaults():
     assert module.default_prefix("dbservers") == "db"
     assert module.default_prefix("cache") == "cache"
-    params = {
-        "project": "ocpizza",
-        "environment": "staging",
-        "region": "fra1",
-        "image": "ubuntu-24-04-x64",
-        "vpc": {},
-        "ssh_keys": [],
-        "tags": [],
-        "monitoring": True,
-        "ipv6": False,
-        "backups": False,
-        "user_data": None,
-        "wait": True,
-        "wait_timeout": 600,
-        "poll_interval": 5.0,
-        "groups": [
-            {
-                "name": "appservers",
-                "hostname_prefix": None,
-                "count": 2,
-                "size": "s-2vcpu-4gb",
-                "image": None,
-                "firewall_inbound": [
-                    {"protocol": "tcp", "ports": 8000, "sources": {"groups": ["appservers"]}}
-                ],
-            }
-        ],
-    }
+    rule = {"protocol": "tcp", "ports": 8000, "sources": {"groups": ["appservers"]}}
+    params = module_params(groups=[group_params("appservers", count=2, firewall_inbound=[rule])])
     spec = module.build_spec(params)
     (group,) = spec.groups
     assert group.droplet_names("ocpizza", "staging") == [

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import pytest
 from fake_digitalocean import DEFAULT_TOKEN, FakeConfig, FakeDigitalOcean
-from fake_digitalocean.testing import TEST_PUBLIC_KEY, load_shared
-
-do = load_shared()
+from fake_digitalocean.testing import TEST_PUBLIC_KEY
+from ocpizza_digitalocean.client import DigitalOceanClient
+from ocpizza_digitalocean.errors import (
+    DigitalOceanError,
+    ProvisioningError,
+    ProvisioningTimeout,
+    SpecError,
+)
+from ocpizza_digitalocean.firewall import FirewallRule, desired_firewall, firewall_differences
+from ocpizza_digitalocean.reconciler import EnvironmentReconciler
+from ocpizza_digitalocean.spec import EnvironmentSpec, GroupSpec, SSHKeySpec
+from ocpizza_digitalocean.transport import TransportSettings
 
 
 def rule(ports, addresses=(), groups=()):
     sources = {"addresses": list(addresses), "groups": list(groups)}
-    return do.FirewallRule.from_dict({"protocol": "tcp", "ports": ports, "sources": sources}, "t")
+    return FirewallRule.from_dict({"protocol": "tcp", "ports": ports, "sources": sources}, "t")
 
 
 def make_spec(environment="staging", app_count=1, **overrides):
     admin = ["203.0.113.0/24"]
     groups = [
-        do.GroupSpec(
+        GroupSpec(
             "dbservers",
             "db",
             "s-4vcpu-8gb",
@@ -25,7 +34,7 @@ def make_spec(environment="staging", app_count=1, **overrides):
             1,
             [rule(3306, groups=["appservers"]), rule(22, admin)],
         ),
-        do.GroupSpec(
+        GroupSpec(
             "appservers",
             "app",
             "s-2vcpu-4gb",
@@ -33,7 +42,7 @@ def make_spec(environment="staging", app_count=1, **overrides):
             app_count,
             [rule(8000, groups=["webservers"]), rule(22, admin)],
         ),
-        do.GroupSpec(
+        GroupSpec(
             "webservers",
             "web",
             "s-2vcpu-4gb",
@@ -43,12 +52,12 @@ def make_spec(environment="staging", app_count=1, **overrides):
         ),
     ]
     options = {
-        "ssh_keys": [do.SSHKeySpec("ocpizza-admin", TEST_PUBLIC_KEY)],
+        "ssh_keys": [SSHKeySpec("ocpizza-admin", TEST_PUBLIC_KEY)],
         "wait_timeout": 10.0,
         "poll_interval": 0.05,
     }
     options.update(overrides)
-    return do.EnvironmentSpec("ocpizza", environment, "fra1", groups, **options)
+    return EnvironmentSpec("ocpizza", environment, "fra1", groups, **options)
 
 
 @pytest.fixture
@@ -59,12 +68,12 @@ def fake():
 
 @pytest.fixture
 def client(fake):
-    settings = do.TransportSettings(timeout=5.0, backoff_base=0.01)
-    return do.DigitalOceanClient(DEFAULT_TOKEN, fake.url, settings)
+    settings = TransportSettings(timeout=5.0, backoff_base=0.01)
+    return DigitalOceanClient(DEFAULT_TOKEN, fake.url, settings)
 
 
 def reconcile(client, spec=None, check_mode=False, state="present"):
-    reconciler = do.EnvironmentReconciler(client, spec or make_spec(), check_mode=check_mode)
+    reconciler = EnvironmentReconciler(client, spec or make_spec(), check_mode=check_mode)
     return reconciler.present() if state == "present" else reconciler.absent()
 
 
@@ -170,12 +179,12 @@ def test_an_interrupted_run_is_finished_by_the_next_without_duplicates(fake, cli
 
     def create_then_fail(**kwargs):
         if created_before_failure:
-            raise do.DigitalOceanError("connection reset", None, None, "POST", "/droplets")
+            raise DigitalOceanError("connection reset", None, None, "POST", "/droplets")
         created_before_failure.append(kwargs["name"])
         return original(**kwargs)
 
     client.create_droplet = create_then_fail
-    with pytest.raises(do.ProvisioningError, match="got no answer"):
+    with pytest.raises(ProvisioningError, match="got no answer"):
         reconcile(client)
     assert fake.droplet_names() == ["ocpizza-staging-db1"]
 
@@ -197,7 +206,7 @@ def test_a_create_without_answer_is_adopted_when_it_happened(fake, client):
 
     def create_but_lose_the_answer(**kwargs):
         original(**kwargs)
-        raise do.DigitalOceanError("read timed out", None, None, "POST", "/droplets")
+        raise DigitalOceanError("read timed out", None, None, "POST", "/droplets")
 
     client.create_droplet = create_but_lose_the_answer
     result = reconcile(client)
@@ -208,7 +217,7 @@ def test_a_create_without_answer_is_adopted_when_it_happened(fake, client):
 
 def test_droplets_that_never_become_active_time_out_and_a_rerun_waits_for_them(fake, client):
     fake.config.active_after_seconds = None
-    with pytest.raises(do.ProvisioningTimeout) as caught:
+    with pytest.raises(ProvisioningTimeout) as caught:
         reconcile(client, make_spec(wait_timeout=0.3))
     assert "not active after 0.3 s" in str(caught.value)
     assert "Run again" in str(caught.value)
@@ -222,7 +231,7 @@ def test_droplets_that_never_become_active_time_out_and_a_rerun_waits_for_them(f
 def test_a_droplet_that_fails_to_build_is_reported(fake, client):
     fake.config.active_after_seconds = None
     fake.config.failing_droplet_names = {"ocpizza-staging-web1"}
-    with pytest.raises(do.ProvisioningError, match="creating droplet ocpizza-staging-web1 failed"):
+    with pytest.raises(ProvisioningError, match="creating droplet ocpizza-staging-web1 failed"):
         reconcile(client)
 
 
@@ -230,7 +239,7 @@ def test_existing_duplicates_stop_the_run_before_any_change(fake, client):
     tags = ["ocpizza", "env:staging", "group:dbservers", "ocpizza-staging-dbservers"]
     first = fake.add_droplet("ocpizza-staging-db1", tags)
     second = fake.add_droplet("ocpizza-staging-db1", tags)
-    with pytest.raises(do.ProvisioningError) as caught:
+    with pytest.raises(ProvisioningError) as caught:
         reconcile(client)
     assert f"ids {first['id']}, {second['id']}" in str(caught.value)
     assert fake.writes() == []
@@ -241,7 +250,7 @@ def test_unknown_size_image_or_region_is_named_and_nothing_is_made(fake, client)
     spec.region = "par1"
     spec.groups[0].size = "s-64vcpu-1tb"
     spec.groups[1].image = spec.groups[2].image = "ubuntu-18-04-x64"
-    with pytest.raises(do.SpecError) as caught:
+    with pytest.raises(SpecError) as caught:
         reconcile(client, spec)
     message = str(caught.value)
     assert "unknown or unavailable region 'par1'" in message
@@ -260,7 +269,7 @@ def test_a_422_on_create_names_the_droplet_and_its_size_image_region(fake, clien
             "message": "You specified an invalid size for Droplet creation.",
         },
     )
-    with pytest.raises(do.SpecError) as caught:
+    with pytest.raises(SpecError) as caught:
         reconcile(client)
     message = str(caught.value)
     assert "refused to create droplet ocpizza-staging-db1" in message
@@ -364,14 +373,14 @@ def test_absent_leaves_an_environment_whose_name_only_starts_the_same(fake, clie
 def test_invalid_names_are_refused_before_any_call(field, value, message):
     spec = make_spec()
     setattr(spec, field, value)
-    with pytest.raises(do.SpecError, match=message):
+    with pytest.raises(SpecError, match=message):
         spec.validate()
 
 
 def test_a_rule_naming_an_unknown_group_is_refused():
     spec = make_spec()
     spec.groups[0].firewall_inbound.append(rule(5432, groups=["cacheservers"]))
-    with pytest.raises(do.SpecError, match="unknown group 'cacheservers'"):
+    with pytest.raises(SpecError, match="unknown group 'cacheservers'"):
         spec.validate()
 
 
@@ -385,23 +394,23 @@ def test_a_rule_naming_an_unknown_group_is_refused():
     ],
 )
 def test_bad_firewall_rules_are_refused(data, message):
-    with pytest.raises(do.SpecError, match=message):
-        do.FirewallRule.from_dict(data, "group x, firewall rule 1")
+    with pytest.raises(SpecError, match=message):
+        FirewallRule.from_dict(data, "group x, firewall rule 1")
 
 
 def test_a_single_network_is_taken_as_a_list():
-    rule = do.FirewallRule.from_dict({"ports": 22, "sources": {"addresses": "10.0.0.0/8"}}, "t")
+    rule = FirewallRule.from_dict({"ports": 22, "sources": {"addresses": "10.0.0.0/8"}}, "t")
     assert rule.addresses == ("10.0.0.0/8",)
 
 
 def test_firewall_comparison_ignores_order_and_the_apis_spelling_of_all_ports():
-    desired = do.desired_firewall(make_spec(), make_spec().groups[2])
+    desired = desired_firewall(make_spec(), make_spec().groups[2])
     existing = dict(desired)
     existing["inbound_rules"] = list(reversed(desired["inbound_rules"]))
     existing["outbound_rules"] = [
         {**r, "ports": "0" if r["ports"] == "all" else r["ports"]}
         for r in desired["outbound_rules"]
     ]
-    assert do.firewall_differences(existing, desired) == []
+    assert firewall_differences(existing, desired) == []
     existing["tags"] = ["something-else"]
-    assert do.firewall_differences(existing, desired) == ["target tags"]
+    assert firewall_differences(existing, desired) == ["target tags"]
