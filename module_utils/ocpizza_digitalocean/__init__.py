@@ -15,6 +15,7 @@ plugin, on the controller) both import this package as
 * :mod:`.firewall`: cloud firewall bodies, their comparison, and the rules
   derived from the host firewall policy (``firewall_allowed``);
 * :mod:`.plan`: the plan of a run, its text and its cost;
+* :mod:`.state`: the environment's droplets by name, and waiting for them;
 * :mod:`.reconciler`: read what exists, create only what is missing, wait;
 * :mod:`.teardown`: delete an environment;
 * :mod:`.module_args`: the module's arguments turned into a spec, and its run.

@@ -219,16 +219,9 @@ class EnvironmentReconciler(EnvironmentState):
     # -- present: apply -----------------------------------------------------
 
     def _apply(self, work: _Work, result: Result) -> None:
+        """Carry the plan out: what droplets need first, then the droplets, then wait."""
         spec, client = self.spec, self.client
-        for tag in work.tags_missing:
-            client.create_tag(tag)
-        vpc = work.vpc or client.create_vpc(
-            spec.vpc_name, spec.region, spec.vpc_ip_range, spec.vpc_description
-        )
-        for key in work.keys_missing:
-            key_id = client.create_ssh_key(key.name, key.public_key)
-            work.account_keys[key.fingerprint] = {"id": key_id, "name": key.name}
-        result.ssh_key_ids = [int(work.account_keys[k.fingerprint]["id"]) for k in spec.ssh_keys]
+        vpc = self._apply_shared(work, result)
         # Firewalls first, so that new droplets boot already behind them.
         result.firewalls = [self._apply_firewall(*job) for job in work.firewalls]
         for droplet, missing in work.retags:
@@ -246,6 +239,20 @@ class EnvironmentReconciler(EnvironmentState):
         else:
             result.droplets = [d for d in self.managed_droplets() if d.name in work.wanted]
         result.droplets.sort(key=lambda d: d.name)
+
+    def _apply_shared(self, work: _Work, result: Result) -> dict[str, Any]:
+        """Create the missing tags, VPC and SSH keys; return the VPC."""
+        spec, client = self.spec, self.client
+        for tag in work.tags_missing:
+            client.create_tag(tag)
+        vpc = work.vpc or client.create_vpc(
+            spec.vpc_name, spec.region, spec.vpc_ip_range, spec.vpc_description
+        )
+        for key in work.keys_missing:
+            key_id = client.create_ssh_key(key.name, key.public_key)
+            work.account_keys[key.fingerprint] = {"id": key_id, "name": key.name}
+        result.ssh_key_ids = [int(work.account_keys[k.fingerprint]["id"]) for k in spec.ssh_keys]
+        return vpc
 
     def _apply_firewall(
         self, item: PlanItem, body: dict[str, Any], existing: dict[str, Any] | None

@@ -20,6 +20,22 @@ def make_client(fake, token=DEFAULT_TOKEN, **settings):
     return client, sleeps
 
 
+def create_droplet(client, name, size="s-1vcpu-1gb", vpc_uuid=None, tags=()):
+    """Create a droplet in fra1 from debian-12-x64, with nothing optional."""
+    return client.create_droplet(
+        name=name,
+        region="fra1",
+        size=size,
+        image="debian-12-x64",
+        vpc_uuid=vpc_uuid,
+        ssh_key_ids=[],
+        tags=list(tags),
+        monitoring=False,
+        ipv6=False,
+        backups=False,
+    )
+
+
 @pytest.fixture
 def fake():
     with FakeDigitalOcean(FakeConfig(active_after_seconds=0.2)) as server:
@@ -66,18 +82,7 @@ def test_endless_rate_limits_fail_clearly_after_the_retries(fake):
 def test_a_rate_limited_create_is_sent_again_and_creates_one_droplet(fake):
     fake.rate_limit(1, method="POST", path="^/v2/droplets$")
     client, _ = make_client(fake)
-    client.create_droplet(
-        name="one",
-        region="fra1",
-        size="s-1vcpu-1gb",
-        image="debian-12-x64",
-        vpc_uuid=None,
-        ssh_key_ids=[],
-        tags=["t"],
-        monitoring=False,
-        ipv6=False,
-        backups=False,
-    )
+    create_droplet(client, "one", tags=["t"])
     assert fake.droplet_names() == ["one"]
     assert fake.droplets_created == 1
 
@@ -88,18 +93,7 @@ def test_server_errors_are_retried_for_reads_but_never_for_creates(fake):
     assert "s-4vcpu-8gb" in client.sizes()
     fake.inject(500, method="POST", path="^/v2/droplets$", times=1)
     with pytest.raises(DigitalOceanError) as caught:
-        client.create_droplet(
-            name="two",
-            region="fra1",
-            size="s-1vcpu-1gb",
-            image="debian-12-x64",
-            vpc_uuid=None,
-            ssh_key_ids=[],
-            tags=[],
-            monitoring=False,
-            ipv6=False,
-            backups=False,
-        )
+        create_droplet(client, "two")
     assert caught.value.status == 500
     assert fake.count("POST", "^/v2/droplets$") == 1
 
@@ -130,18 +124,7 @@ def test_lists_follow_every_page(fake):
 def test_a_422_keeps_digitaloceans_id_and_message(fake):
     client, _ = make_client(fake)
     with pytest.raises(DigitalOceanError) as caught:
-        client.create_droplet(
-            name="bad",
-            region="fra1",
-            size="s-64vcpu-1tb",
-            image="debian-12-x64",
-            vpc_uuid=None,
-            ssh_key_ids=[],
-            tags=[],
-            monitoring=False,
-            ipv6=False,
-            backups=False,
-        )
+        create_droplet(client, "bad", size="s-64vcpu-1tb")
     assert caught.value.status == 422
     assert caught.value.error_id == "unprocessable_entity"
     assert "invalid size" in str(caught.value)
@@ -157,18 +140,7 @@ def test_unknown_images_are_none_and_known_ones_are_found(fake):
 def test_droplet_addresses_come_from_the_networks(fake):
     client, _ = make_client(fake)
     vpc = client.create_vpc("v", "fra1", None, "")
-    client.create_droplet(
-        name="a",
-        region="fra1",
-        size="s-1vcpu-1gb",
-        image="debian-12-x64",
-        vpc_uuid=vpc["id"],
-        ssh_key_ids=[],
-        tags=["env:x"],
-        monitoring=False,
-        ipv6=False,
-        backups=False,
-    )
+    create_droplet(client, "a", vpc_uuid=vpc["id"], tags=["env:x"])
     (new,) = client.droplets("env:x")
     assert (new.status, new.public_ipv4, new.private_ipv4) == ("new", None, None)
     fake.config.active_after_polls = 1
