@@ -8,40 +8,33 @@ from collections.abc import Callable
 from ocpizza_backup import BackupError
 from ocpizza_backup.db import Mysql, quote_name, schema_objects
 
+_DDL_DUMP = (
+    "mysqldump",
+    "--skip-comments",
+    "--skip-dump-date",
+    "--no-create-db",
+    "--default-character-set=utf8mb4",
+    "--no-data",
+)
+
+
+def _ddl(what: str, database: str, *options: str) -> str:
+    """One mysqldump of definitions only; raise naming ``what`` when it fails."""
+    proc = subprocess.run([*_DDL_DUMP, *options], capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise BackupError(
+            f"mysqldump of the {what} of {database} failed: "
+            f"{proc.stderr.decode('utf-8', 'replace').strip()}"
+        )
+    return proc.stdout.decode("utf-8")
+
 
 def objects_sql(database: str, views: list[str]) -> str:
     """DDL of the triggers, routines, events and views of a database (mysqldump)."""
-    base = [
-        "mysqldump",
-        "--skip-comments",
-        "--skip-dump-date",
-        "--no-create-db",
-        "--default-character-set=utf8mb4",
-    ]
-    parts = []
-    proc = subprocess.run(
-        [*base, "--no-data", "--no-create-info", "--routines", "--triggers", "--events", database],
-        capture_output=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise BackupError(
-            f"mysqldump of the objects of {database} failed: "
-            f"{proc.stderr.decode('utf-8', 'replace').strip()}"
-        )
-    parts.append(proc.stdout.decode("utf-8"))
+    options = ("--no-create-info", "--routines", "--triggers", "--events")
+    parts = [_ddl("objects", database, *options, database)]
     if views:
-        proc = subprocess.run(
-            [*base, "--no-data", "--skip-triggers", database, *views],
-            capture_output=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise BackupError(
-                f"mysqldump of the views of {database} failed: "
-                f"{proc.stderr.decode('utf-8', 'replace').strip()}"
-            )
-        parts.append(proc.stdout.decode("utf-8"))
+        parts.append(_ddl("views", database, "--skip-triggers", database, *views))
     return "\n".join(parts)
 
 
