@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ansible.errors import AnsibleFilterError
+from ansible.errors import AnsibleFilterError, AnsibleUndefinedVariable
 
 DOCUMENTATION = r"""
 name: ocpizza_group_addresses
@@ -15,8 +15,8 @@ description:
     order, without duplicates. An absent or empty group gives an empty list.
   - The one place where "the addresses of group X" is computed: MySQL grants,
     nginx upstreams, gunicorn's trusted proxies and the firewall rules use it.
-  - A host of the group without C(ocpizza_private_ip) is an error that names
-    the host.
+  - A host of the group without C(ocpizza_private_ip) (or whose address
+    needs facts that were not gathered) is an error that names the host.
 positional: _input, groups, hostvars
 options:
   _input:
@@ -62,9 +62,10 @@ def ocpizza_group_addresses(
     for host in groups.get(group) or []:
         try:
             value = hostvars[host][variable]
-        except KeyError as exc:
+        except (KeyError, AnsibleUndefinedVariable) as exc:
             raise AnsibleFilterError(
                 f"ocpizza_group_addresses: host {host} of group {group} has no {variable}"
+                " (set it in the inventory, or gather the host's facts first)"
             ) from exc
         address = str(value).strip()
         if not address:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from ansible.errors import AnsibleFilterError
+from ansible.errors import AnsibleFilterError, AnsibleUndefinedVariable
 from ocpizza_hosts import FilterModule, ocpizza_group_addresses
 
 GROUPS = {"appservers": ["app1", "app2", "app3"], "webservers": ["web1"], "empty": []}
@@ -23,12 +23,26 @@ def test_absent_or_empty_group_gives_no_address():
 
 
 def test_another_variable_can_be_read():
-    assert ocpizza_group_addresses("webservers", GROUPS, HOSTVARS, variable="other_ip") == ["192.0.2.9"]
+    assert ocpizza_group_addresses("webservers", GROUPS, HOSTVARS, variable="other_ip") == [
+        "192.0.2.9"
+    ]
 
 
 def test_a_host_without_address_is_named():
     with pytest.raises(AnsibleFilterError, match="host web1 of group webservers has no missing_ip"):
         ocpizza_group_addresses("webservers", GROUPS, HOSTVARS, variable="missing_ip")
+
+
+class _UndefinedHostvars(dict):
+    def __getitem__(self, key):
+        raise AnsibleUndefinedVariable("'ansible_facts' is undefined")
+
+
+def test_an_address_that_needs_missing_facts_names_the_host():
+    with pytest.raises(
+        AnsibleFilterError, match="host web1 of group webservers has no ocpizza_private_ip"
+    ):
+        ocpizza_group_addresses("webservers", GROUPS, {"web1": _UndefinedHostvars()})
 
 
 def test_an_empty_address_is_refused():
