@@ -4,7 +4,6 @@ app's rollback.yml (through the one release switch)."""
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from appscenario import (
@@ -17,6 +16,7 @@ from appscenario import (
     sh,
     wait_serving,
 )
+from conftest import ephemeral_dir
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +31,15 @@ def serving(app) -> int:
 
 
 def call(log_name: str, role: str, entry: str, **extra: object):
+    """Run one entry point; return the run and what it recorded ({} if it failed)."""
+    recorded_file = ephemeral_dir() / "recorded.json"
+    recorded_file.unlink(missing_ok=True)
     run = ansible_playbook(
-        "entry_points.yml", {"entry_role": role, "entry": entry, **extra}, log_name=log_name
+        "entry_points.yml",
+        {"entry_role": role, "entry": entry, "recorded_file": str(recorded_file), **extra},
+        log_name=log_name,
     )
-    found = re.findall(r"recorded: (\{.*\})", run.output)
-    recorded = json.loads(found[-1]) if found else {}
+    recorded = json.loads(recorded_file.read_text()) if recorded_file.exists() else {}
     return run, recorded
 
 
