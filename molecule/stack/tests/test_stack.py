@@ -194,6 +194,34 @@ def test_status_prints_each_hosts_services():
         assert f"{PREFIX}-{host} {component} {state}" in text
 
 
+def test_update_system_checks_each_host_with_its_roles_checks():
+    res = playbook("update.yml", "--tags", "system")
+    assert res.returncode == 0, output(res)[-3000:]
+    text = output(res)
+    for host, role in (("db1", "mysql"), ("app1", "gunicorn"), ("web1", "nginx")):
+        assert f"included: {role} for {PREFIX}-{host}" in text
+    assert curl("/")[0] == "200"
+
+
+def test_update_system_stops_at_a_host_whose_service_does_not_come_back():
+    res = playbook("stop.yml", "-e", "component=gunicorn")
+    assert res.returncode == 0, output(res)[-2000:]
+    try:
+        res = playbook("update.yml", "--tags", "system", "-e", "system_update_check_timeout=10")
+        text = output(res)
+        assert res.returncode != 0
+        assert (
+            f"{PREFIX}-app1, 10 s after its update: gunicorn under supervisor on {PREFIX}-app1"
+            in text
+        )
+        # One host at a time: the web server, after the app server, is not touched.
+        assert f"{PREFIX}-web1" not in text.split("PLAY RECAP", 1)[1]
+    finally:
+        res = playbook("start.yml", "-e", "component=gunicorn")
+    assert res.returncode == 0, output(res)[-2000:]
+    assert curl("/")[0] == "200"
+
+
 def test_new_commit_on_production_is_deployed_by_update_app(get_host):
     before = healthz()["release"]
     forge = get_host(f"{PREFIX}-forge")
