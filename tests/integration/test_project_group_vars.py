@@ -19,7 +19,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
-PROJECT_ALL = yaml.safe_load((ROOT / "group_vars" / "all" / "main.yml").read_text())
+# Every file of the top-level group_vars/all/ (the platform contract among them).
+PROJECT_ALL = {
+    key: value
+    for path in sorted((ROOT / "group_vars" / "all").glob("*.yml"))
+    for key, value in (yaml.safe_load(path.read_text()) or {}).items()
+}
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
