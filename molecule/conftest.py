@@ -16,6 +16,11 @@ import pytest
 import testinfra
 import yaml
 
+# Helper modules of the scenarios' tests, imported by test modules (and loaded
+# as fixture plugins with pytest_plugins): rewrite their asserts too, which
+# must be asked for before their first import.
+pytest.register_assert_rewrite("appscenario")
+
 os.environ.setdefault(
     "CONTAINERS_CONF", str(Path(__file__).resolve().parent.parent / "lab" / "containers.conf")
 )

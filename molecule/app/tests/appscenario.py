@@ -1,4 +1,9 @@
-"""Helpers of the app scenario's tests: names, HTTP probes, playbook runs."""
+"""Helpers of the app scenario's tests: names, HTTP probes, playbook runs, and
+the fixtures every test module of the scenario uses (``app``, ``serving``).
+
+A test module loads the fixtures with ``pytest_plugins = ("appscenario",)``:
+a conftest.py here would shadow molecule/conftest.py (``from conftest import ...``).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+import testinfra
 from conftest import container_ip, ephemeral_dir
 
 APP = "ocpizza-mol-app-app"
@@ -240,3 +248,15 @@ def wait_serving(host: object, deadline: float = 60) -> int:
         status = host.run("supervisorctl status gunicorn").stdout
     wait_healthz(live_release(host), deadline=max(1.0, end - time.monotonic()))
     return gunicorn_pid(host)
+
+
+@pytest.fixture(scope="module")
+def app(get_host: Callable[[str], testinfra.host.Host]) -> testinfra.host.Host:
+    """The app server."""
+    return get_host(APP)
+
+
+@pytest.fixture
+def serving(app: testinfra.host.Host) -> int:
+    """gunicorn up, waited for with a bound; the master's pid."""
+    return wait_serving(app)

@@ -33,16 +33,7 @@ from appscenario import (
 )
 from conftest import container_ip
 
-
-@pytest.fixture(scope="module")
-def app(get_host):
-    return get_host(APP)
-
-
-@pytest.fixture
-def serving(app) -> int:
-    """gunicorn up, waited for with a bound; the master's pid."""
-    return wait_serving(app)
+pytest_plugins = ("appscenario",)  # fixtures app and serving
 
 
 def read_env(app) -> dict[str, str]:

@@ -11,9 +11,7 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-import pytest
 from appscenario import (
-    APP,
     APP_ROOT,
     EXAMPLE_DIR,
     FORGE,
@@ -31,23 +29,13 @@ from appscenario import (
     releases,
     sh,
     task_was_skipped,
-    wait_serving,
 )
 from conftest import ephemeral_dir
 
+pytest_plugins = ("appscenario",)  # fixtures app and serving
+
 PIPENV_TASK = "app : Run pipenv install --deploy"
 STATE: dict[str, object] = {}
-
-
-@pytest.fixture(scope="module")
-def app(get_host):
-    return get_host(APP)
-
-
-@pytest.fixture
-def serving(app) -> int:
-    """gunicorn up, waited for with a bound; the master's pid."""
-    return wait_serving(app)
 
 
 def venv_of(app, release: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from appscenario import (
     APP,
     APP_ROOT,
@@ -14,20 +13,10 @@ from appscenario import (
     healthz,
     live_release,
     sh,
-    wait_serving,
 )
 from conftest import ephemeral_dir
 
-
-@pytest.fixture(scope="module")
-def app(get_host):
-    return get_host(APP)
-
-
-@pytest.fixture
-def serving(app) -> int:
-    """gunicorn up, waited for with a bound; the master's pid."""
-    return wait_serving(app)
+pytest_plugins = ("appscenario",)  # fixtures app and serving
 
 
 def call(log_name: str, role: str, entry: str, **extra: object):
