@@ -1,0 +1,381 @@
+"""The shared platform run: one HA lab, converged once from the production inventory.
+
+``make test`` builds the production-shaped lab (``playbooks/lab.yml -e
+lab_topology=ha``: a load balancer, two web servers, two app servers, a
+database server and the forge), then converges it with ``site.yml`` from
+``inventories/production`` *as shipped*, with an overlay of only what cannot
+exist here (see :data:`OVERLAY_KEYS`). Every platform-level test module of
+this directory runs against that one converged lab.
+
+Environment:
+    OCPIZZA_PLATFORM_KEEP=1    keep the lab after the run (to look at it)
+    OCPIZZA_PLATFORM_REUSE=1   use the lab and the converge of an earlier kept run
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import string
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import testinfra
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION = ROOT / "inventories" / "production"
+LOGS = ROOT / ".ansible" / "logs"
+
+PREFIX = os.environ.get("OCPIZZA_PLATFORM_PREFIX", "ocpizza-plat")
+SUBNET = os.environ.get("OCPIZZA_PLATFORM_SUBNET", "10.89.52.0/24")
+HTTP_PORT = os.environ.get("OCPIZZA_PLATFORM_HTTP_PORT", "28080")
+HTTPS_PORT = os.environ.get("OCPIZZA_PLATFORM_HTTPS_PORT", "28443")
+LAB_DIR = Path(os.environ.get("OCPIZZA_PLATFORM_DIR", str(ROOT / ".ansible" / "platform-lab")))
+KEEP = os.environ.get("OCPIZZA_PLATFORM_KEEP") == "1"
+REUSE = os.environ.get("OCPIZZA_PLATFORM_REUSE") == "1"
+
+# The production groups the overlay maps onto the lab's hosts (n-th host of
+# the production group -> n-th lab host of the same group), and the lab's
+# stand-ins that production does not have as hosts (GitHub, the DigitalOcean
+# Load Balancer).
+MAPPED_GROUPS = ("dbservers", "appservers", "webservers")
+STAND_IN_GROUPS = ("forge", "loadbalancers")
+
+# Everything the overlay may set on top of inventories/production. Anything
+# else a converge needs must come from the production inventory itself: a
+# variable missing there fails the run with its name (playbooks/_preflight.yml).
+OVERLAY_KEYS = frozenset(
+    {
+        # Connection and addresses: the lab's hosts, reached as root with the lab key.
+        "ansible_user",
+        "ansible_ssh_private_key_file",
+        "ansible_ssh_common_args",
+        "ocpizza_admin_networks",
+        "common_root_ssh_keys",
+        "common_admin_users",
+        "ocpizza_load_balancer_sources",
+        # Certificates: the lab CA instead of Let's Encrypt.
+        "nginx_tls_mode",
+        "nginx_local_ca_cert",
+        "nginx_local_ca_key",
+        # Repositories: the forge instead of GitHub.
+        "app_git_repo",
+        "app_git_known_hosts",
+        "mysql_schema_repo",
+        "mysql_schema_known_hosts",
+        "lab_forge_known_hosts",
+        # The site is reached on a port published on 127.0.0.1.
+        "verify_url",
+        "verify_resolve",
+        "verify_cacert",
+        "nginx_public_https_port",
+        "app_csrf_trusted_origins",
+        # Containers see the whole machine's memory.
+        "mysql_innodb_buffer_pool_max_mb",
+        # The lab's own settings, read by the stand-ins' group_vars.
+        "lab_dir",
+    }
+)
+
+
+def lab_env() -> dict[str, str]:
+    """The environment that points playbooks/lab.yml at the platform lab."""
+    env = os.environ.copy()
+    env.update(
+        OCPIZZA_LAB_PREFIX=PREFIX,
+        OCPIZZA_LAB_SUBNET=SUBNET,
+        OCPIZZA_LAB_HTTP_PORT=HTTP_PORT,
+        OCPIZZA_LAB_HTTPS_PORT=HTTPS_PORT,
+        OCPIZZA_LAB_DIR=str(LAB_DIR),
+        OCPIZZA_LAB_INVENTORY=str(LAB_DIR / "lab-hosts.yml"),
+        OCPIZZA_LAB_TOPOLOGY="ha",
+        ANSIBLE_NOCOLOR="1",
+        # A cache of its own: the operator's lab facts never leak in.
+        ANSIBLE_CACHE_PLUGIN_CONNECTION=str(LAB_DIR / "facts"),
+    )
+    return env
+
+
+def run_logged(
+    cmd: list[str], log: str, env: dict[str, str], timeout: int = 2400
+) -> subprocess.CompletedProcess[str]:
+    """Run a command, keep its whole output in .ansible/logs/<log>."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    res = subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    (LOGS / log).write_text(f"$ {' '.join(cmd)}\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def recap(text: str) -> dict[str, dict[str, int]]:
+    """The PLAY RECAP of an ansible-playbook run: {host: {ok, changed, failed, ...}}."""
+    hosts: dict[str, dict[str, int]] = {}
+    for line in text.split("PLAY RECAP", 1)[-1].splitlines():
+        m = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
+        if m:
+            hosts[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    return hosts
+
+
+def output(res: subprocess.CompletedProcess[str]) -> str:
+    """stdout and stderr on one line, whitespace collapsed (for substring asserts)."""
+    return " ".join((res.stdout + res.stderr).split())
+
+
+def _secret(length: int) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+@dataclass
+class Platform:
+    """The converged HA lab, as the tests reach it."""
+
+    inventory: Path
+    lab_inventory: dict
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    containers: dict[str, str] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)
+    https_port: str = HTTPS_PORT
+    http_port: str = HTTP_PORT
+    lab_dir: Path = LAB_DIR
+    prefix: str = PREFIX
+
+    @property
+    def ca(self) -> Path:
+        return self.lab_dir / "ca.crt"
+
+    @property
+    def site(self) -> str:
+        return f"https://www.ocpizza.com:{self.https_port}"
+
+    def ip(self, host: str) -> str:
+        """Private address of an inventory host (or of a lab container name)."""
+        return self.addresses[host]
+
+    def env(self) -> dict[str, str]:
+        return lab_env()
+
+    def playbook(
+        self, name: str, *extra: str, timeout: int = 1800, log: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """ansible-playbook -i <overlay inventory> playbooks/<name> [extra...]."""
+        cmd = [
+            "ansible-playbook",
+            "-i",
+            str(self.inventory),
+            str(ROOT / "playbooks" / name),
+            *extra,
+        ]
+        if log:
+            return run_logged(cmd, log, self.env(), timeout)
+        return subprocess.run(
+            cmd,
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def curl(self, path: str, *extra: str, port: str | None = None) -> tuple[str, str]:
+        """GET through the load balancer's published port, certificate checked against the lab CA."""
+        port = port or self.https_port
+        res = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "15",
+                "--cacert",
+                str(self.ca),
+                "--resolve",
+                f"www.ocpizza.com:{port}:127.0.0.1",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code}",
+                *extra,
+                f"https://www.ocpizza.com:{port}{path}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        body, _, code = res.stdout.rpartition("\n")
+        return code or "000", body
+
+    def host(self, name: str) -> testinfra.host.Host:
+        """testinfra host of an inventory host, over podman exec (fast)."""
+        return testinfra.get_host(f"podman://{self.containers.get(name, name)}")
+
+    def container(self, name: str) -> str:
+        return self.containers[name]
+
+
+def _lab_groups(lab_inventory: dict) -> dict[str, list[tuple[str, str]]]:
+    """{group: [(container name, address)]} of the lab inventory playbooks/lab.yml wrote."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for group, body in (lab_inventory["all"].get("children") or {}).items():
+        hosts = (body or {}).get("hosts") or {}
+        out[group] = [(name, str(v["ansible_host"])) for name, v in hosts.items()]
+    return out
+
+
+def build_overlay(lab_inventory: dict, target: Path) -> Platform:
+    """Write inventories/production as shipped, plus the lab overlay, under ``target``."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(PRODUCTION, target, ignore=shutil.ignore_patterns("vault.yml"))
+    lab = _lab_groups(lab_inventory)
+    production = yaml.safe_load((PRODUCTION / "hosts.yml").read_text())
+    conn = lab_inventory["all"]["vars"]
+    platform = Platform(inventory=target, lab_inventory=lab_inventory)
+
+    children: dict[str, dict] = {}
+    for group in MAPPED_GROUPS:
+        prod_hosts = list((production["all"]["children"].get(group) or {}).get("hosts") or {})
+        lab_hosts = lab.get(group, [])
+        assert prod_hosts, f"inventories/production/hosts.yml has no host in group {group}"
+        assert len(lab_hosts) >= len(prod_hosts), (
+            f"the HA lab has {len(lab_hosts)} host(s) in {group}, production {len(prod_hosts)}"
+        )
+        children[group] = {"hosts": {}}
+        for name, (container, ip) in zip(prod_hosts, lab_hosts, strict=False):
+            children[group]["hosts"][name] = {"ansible_host": ip, "ocpizza_private_ip": ip}
+            platform.containers[name] = container
+            platform.addresses[name] = ip
+        platform.groups[group] = prod_hosts
+    for group in STAND_IN_GROUPS:
+        children[group] = {"hosts": {}}
+        for container, ip in lab.get(group, []):
+            children[group]["hosts"][container] = {"ansible_host": ip, "ocpizza_private_ip": ip}
+            platform.containers[container] = container
+            platform.addresses[container] = ip
+        platform.groups[group] = [c for c, _ in lab.get(group, [])]
+    hosts = {"all": {"children": children}}
+    (target / "hosts.yml").write_text(
+        "# Generated by tests/platform/conftest.py: inventories/production's hosts\n"
+        "# at the HA lab's addresses, plus the lab's stand-ins.\n"
+        + yaml.safe_dump(hosts, sort_keys=False)
+    )
+
+    # The stand-ins' own settings (the forge's repositories) come from the lab inventory.
+    shutil.copytree(
+        ROOT / "inventories" / "lab" / "group_vars" / "forge", target / "group_vars" / "forge"
+    )
+
+    pub = (LAB_DIR / "id_ed25519.pub").read_text().strip()
+    lb = [ip for _, ip in lab.get("loadbalancers", [])]
+    net = SUBNET.rsplit(".", 1)[0]
+    overlay = {
+        "ansible_user": conn["ansible_user"],
+        "ansible_ssh_private_key_file": conn["ansible_ssh_private_key_file"],
+        "ansible_ssh_common_args": conn["ansible_ssh_common_args"],
+        "ocpizza_admin_networks": [f"{net}.0/24"],
+        "common_root_ssh_keys": [pub],
+        "common_admin_users": [{"name": "deploy", "ssh_keys": [pub]}],
+        "ocpizza_load_balancer_sources": lb,
+        "nginx_tls_mode": "local_ca",
+        "nginx_local_ca_cert": str(LAB_DIR / "ca.crt"),
+        "nginx_local_ca_key": str(LAB_DIR / "ca.key"),
+        "lab_dir": str(LAB_DIR),
+        "lab_forge_known_hosts": "{{ hostvars[groups['forge'][0]]['forge_known_hosts'] | default([]) }}",
+        "app_git_repo": "git@{{ groups['forge'][0] }}:ocpizza.git",
+        "app_git_known_hosts": "{{ lab_forge_known_hosts }}",
+        "mysql_schema_repo": "git@{{ groups['forge'][0] }}:database.git",
+        "mysql_schema_known_hosts": "{{ lab_forge_known_hosts }}",
+        "verify_url": f"https://www.ocpizza.com:{HTTPS_PORT}",
+        "verify_resolve": f"www.ocpizza.com:{HTTPS_PORT}:127.0.0.1",
+        "verify_cacert": str(LAB_DIR / "ca.crt"),
+        "nginx_public_https_port": int(HTTPS_PORT),
+        "app_csrf_trusted_origins": [
+            "https://www.ocpizza.com",
+            f"https://www.ocpizza.com:{HTTPS_PORT}",
+        ],
+        "mysql_innodb_buffer_pool_max_mb": 512,
+    }
+    assert set(overlay) <= OVERLAY_KEYS, set(overlay) - OVERLAY_KEYS
+    (target / "group_vars" / "all" / "zz-lab-overlay.yml").write_text(
+        "# Generated by tests/platform/conftest.py: only what cannot exist in the lab.\n"
+        + yaml.safe_dump(overlay, sort_keys=False, width=200)
+    )
+    (target / "group_vars" / "all" / "vault.yml").write_text(
+        "# Generated by tests/platform/conftest.py: a value for every vault_* of vault.example.yml.\n"
+        + yaml.safe_dump(generated_vault(), sort_keys=False, width=10000)
+    )
+    return platform
+
+
+def generated_vault() -> dict[str, str]:
+    """A value for every variable of inventories/production/vault.example.yml.
+
+    Deploy keys are the lab's (the forge trusts them); optional integrations
+    left empty in the example stay empty; every other secret is random.
+    """
+    example = yaml.safe_load((PRODUCTION / "vault.example.yml").read_text()) or {}
+    stored = LAB_DIR / "secrets" / "platform-vault.yml"
+    if stored.exists():
+        known = yaml.safe_load(stored.read_text()) or {}
+    else:
+        known = {}
+    vault: dict[str, str] = {}
+    for key, value in example.items():
+        if key in known:
+            vault[key] = known[key]
+        elif key == "vault_app_deploy_key":
+            vault[key] = (LAB_DIR / "deploy_app_ed25519").read_text()
+        elif key == "vault_mysql_schema_deploy_key":
+            vault[key] = (LAB_DIR / "deploy_database_ed25519").read_text()
+        elif value in ("", None):
+            vault[key] = ""
+        else:
+            vault[key] = _secret(50 if "secret_key" in key else 24)
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    stored.write_text(yaml.safe_dump(vault, sort_keys=False, width=10000))
+    stored.chmod(0o600)
+    return vault
+
+
+def _lab_is_up() -> bool:
+    inv = LAB_DIR / "lab-hosts.yml"
+    if not inv.exists():
+        return False
+    res = subprocess.run(
+        ["podman", "container", "exists", f"{PREFIX}-lb1"], capture_output=True, check=False
+    )
+    return res.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def platform() -> Iterator[Platform]:
+    """The HA lab, converged once from inventories/production plus the overlay."""
+    env = lab_env()
+    reuse = REUSE and _lab_is_up() and (LAB_DIR / "converged").exists()
+    if not reuse:
+        LAB_DIR.mkdir(parents=True, exist_ok=True)
+        (LAB_DIR / "converged").unlink(missing_ok=True)
+        res = run_logged(["ansible-playbook", "playbooks/lab.yml"], "platform-lab.log", env)
+        assert res.returncode == 0, "lab.yml failed:\n" + res.stdout[-4000:]
+    lab_inventory = yaml.safe_load((LAB_DIR / "lab-hosts.yml").read_text())
+    plat = build_overlay(lab_inventory, LAB_DIR / "production")
+    if not reuse:
+        res = plat.playbook("site.yml", log="platform-converge.log", timeout=2400)
+        assert res.returncode == 0, "site.yml (first converge) failed:\n" + res.stdout[-6000:]
+        (LAB_DIR / "converged").write_text("ok\n")
+    try:
+        yield plat
+    finally:
+        if not KEEP:
+            run_logged(
+                ["ansible-playbook", "playbooks/lab-destroy.yml"], "platform-destroy.log", env
+            )

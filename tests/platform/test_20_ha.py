@@ -1,0 +1,122 @@
+"""The production shape: a load balancer, two web servers, two app servers.
+
+The client's real address reaches nginx (PROXY protocol) and the app
+(X-Forwarded-For); every web and app server serves; one of each may die.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+
+from conftest import Platform
+
+LOG_DIR = "/var/log/ocpizza"
+
+
+def through_lb_from(platform: Platform, source: str, path: str) -> str:
+    """GET https://www.ocpizza.com<path> from a lab host, through the load balancer's address."""
+    lb = platform.ip(platform.groups["loadbalancers"][0])
+    res = platform.host(source).run(
+        "curl -sk -o /dev/null -w '%{http_code}' --max-time 10"
+        f" --resolve www.ocpizza.com:443:{lb} 'https://www.ocpizza.com{path}'"
+    )
+    return res.stdout.strip()
+
+
+def grep_logs(platform: Platform, group: str, path: str, marker: str) -> dict[str, list[str]]:
+    """The lines holding ``marker`` in ``path`` on each host of a group."""
+    found = {}
+    for host in platform.groups[group]:
+        res = platform.host(host).run(f"grep -h -- '{marker}' {path} || true")
+        found[host] = [line for line in res.stdout.splitlines() if line.strip()]
+    return found
+
+
+def test_the_client_address_reaches_nginx_and_the_app(platform: Platform) -> None:
+    client = platform.groups["forge"][0]  # any host that is not on the request's path
+    marker = f"probe-{uuid.uuid4().hex[:12]}"
+    assert through_lb_from(platform, client, f"/healthz?{marker}") == "200"
+    time.sleep(1)  # gunicorn's access log goes through supervisor's pipe
+    nginx = [
+        line
+        for lines in grep_logs(platform, "webservers", "/var/log/nginx/access.log", marker).values()
+        for line in lines
+    ]
+    assert len(nginx) == 1, nginx
+    assert nginx[0].split()[0] == platform.ip(client), (
+        f"nginx logged {nginx[0]!r}, not the client's address"
+    )
+    app = [
+        line
+        for lines in grep_logs(platform, "appservers", f"{LOG_DIR}/gunicorn.log", marker).values()
+        for line in lines
+    ]
+    assert len(app) == 1, app
+    # gunicorn's access log ends with the X-Forwarded-For the app received.
+    assert app[0].rstrip().endswith(f'"{platform.ip(client)}"'), app[0]
+
+
+def test_every_web_and_app_server_serves(platform: Platform) -> None:
+    marker = f"spread-{uuid.uuid4().hex[:12]}"
+    for i in range(24):
+        code, _ = platform.curl(f"/healthz?{marker}-{i}")
+        assert code == "200"
+    time.sleep(1)
+    for group, path in (
+        ("webservers", "/var/log/nginx/access.log"),
+        ("appservers", f"{LOG_DIR}/gunicorn.log"),
+    ):
+        served = {h: len(lines) for h, lines in grep_logs(platform, group, path, marker).items()}
+        assert all(served.values()), f"{group}: requests per host {served}"
+
+
+def podman(*args: str) -> None:
+    subprocess.run(["podman", *args], check=True, capture_output=True, timeout=120)
+
+
+def answers_while(platform: Platform, seconds: int) -> list[str]:
+    """Status codes of requests sent one after the other for ``seconds``."""
+    codes = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        codes.append(platform.curl("/healthz")[0])
+        time.sleep(0.2)
+    return codes
+
+
+def wait_for(platform: Platform, host: str, command: str, timeout: int = 90) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if platform.host(host).run(command).rc == 0:
+            return
+        time.sleep(1)
+    raise AssertionError(f"{host}: '{command}' did not succeed within {timeout} s")
+
+
+def test_the_site_answers_with_web1_down(platform: Platform) -> None:
+    web1 = platform.groups["webservers"][0]
+    podman("stop", "--time", "5", platform.container(web1))
+    try:
+        time.sleep(6)  # the load balancer's health checks mark it down
+        codes = answers_while(platform, 10)
+        assert codes and all(c == "200" for c in codes), codes
+    finally:
+        podman("start", platform.container(web1))
+        wait_for(platform, web1, "systemctl is-active nginx")
+    res = platform.playbook("verify.yml")
+    assert res.returncode == 0, res.stdout[-3000:]
+
+
+def test_the_site_answers_with_app1_down(platform: Platform) -> None:
+    app1 = platform.groups["appservers"][0]
+    podman("stop", "--time", "5", platform.container(app1))
+    try:
+        codes = answers_while(platform, 10)
+        assert codes and all(c == "200" for c in codes), codes
+    finally:
+        podman("start", platform.container(app1))
+        wait_for(platform, app1, "supervisorctl status gunicorn | grep -q RUNNING")
+    res = platform.playbook("verify.yml")
+    assert res.returncode == 0, res.stdout[-3000:]

@@ -1,0 +1,133 @@
+"""The runbook (operations document §5, §6) on the production shape, as an operator runs it."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from conftest import Platform, output
+
+
+def healthz(platform: Platform) -> dict:
+    code, body = platform.curl("/healthz")
+    assert code == "200", body
+    return json.loads(body)
+
+
+def site_back(platform: Platform, timeout: int = 30) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and platform.curl("/")[0] != "200":
+        time.sleep(1)
+    assert platform.curl("/")[0] == "200"
+
+
+@pytest.mark.parametrize("component", ["nginx", "gunicorn", "mysql"])
+def test_stop_start_cycle(platform: Platform, component: str) -> None:
+    assert platform.curl("/")[0] == "200"
+    res = platform.playbook("stop.yml", "-e", f"component={component}")
+    assert res.returncode == 0, output(res)[-2000:]
+    try:
+        if component == "mysql":
+            code, body = platform.curl("/healthz")
+            assert code == "503" and json.loads(body)["database"] is False
+        else:
+            # nginx down on every web server: the load balancer has no server (connection
+            # closed, or its 503); gunicorn down on every app server: nginx's 502/503/504.
+            expected = {"nginx": {"000", "503"}, "gunicorn": {"502", "503", "504"}}[component]
+            assert platform.curl("/")[0] in expected
+    finally:
+        res = platform.playbook("start.yml", "-e", f"component={component}")
+    assert res.returncode == 0, output(res)[-2000:]
+    site_back(platform)
+
+
+def test_verify_names_the_failed_check_when_gunicorn_is_stopped(platform: Platform) -> None:
+    app1 = platform.groups["appservers"][0]
+    res = platform.playbook("stop.yml", "-e", "component=gunicorn", "--limit", app1)
+    assert res.returncode == 0, output(res)[-2000:]
+    try:
+        res = platform.playbook("verify.yml")
+        text = output(res)
+        assert res.returncode != 0
+        failed = text.split("check(s) failed:", 1)[1]
+        assert f"gunicorn under supervisor on {app1}" in failed
+        # The table is printed before the failure, with every check in it.
+        assert f"FAIL gunicorn under supervisor on {app1}" in text
+        assert f"OK mysql up on {platform.groups['dbservers'][0]}" in text
+        # One app server down: the site still answers from the other.
+        assert platform.curl("/")[0] == "200"
+    finally:
+        res = platform.playbook("start.yml", "-e", "component=gunicorn")
+    assert res.returncode == 0, output(res)[-2000:]
+    site_back(platform)
+
+
+@pytest.mark.parametrize("name", ["start.yml", "stop.yml", "restart.yml", "status.yml"])
+def test_unknown_component_is_refused_before_anything(platform: Platform, name: str) -> None:
+    res = platform.playbook(name, "-e", "component=redis")
+    assert res.returncode != 0
+    assert "Unknown component 'redis'. Valid components: mysql, gunicorn, nginx, all" in output(res)
+    # Refused before any host was touched: no service was driven or read.
+    assert not re.search(r": (mysql|gunicorn|nginx) is ", output(res))
+    assert platform.curl("/")[0] == "200"
+
+
+def test_update_system_checks_each_host_with_its_roles_checks(platform: Platform) -> None:
+    res = platform.playbook("update.yml", "--tags", "system", log="platform-update-system.log")
+    assert res.returncode == 0, output(res)[-3000:]
+    text = output(res)
+    for group, role in (
+        ("dbservers", "mysql"),
+        ("appservers", "gunicorn"),
+        ("webservers", "nginx"),
+    ):
+        for host in platform.groups[group]:
+            assert re.search(rf"included: {role} for [^ ]*{re.escape(host)}", text), (role, host)
+    assert platform.curl("/")[0] == "200"
+
+
+def test_update_system_stops_at_a_host_whose_service_does_not_come_back(platform: Platform) -> None:
+    app1 = platform.groups["appservers"][0]
+    res = platform.playbook("stop.yml", "-e", "component=gunicorn", "--limit", app1)
+    assert res.returncode == 0, output(res)[-2000:]
+    try:
+        res = platform.playbook(
+            "update.yml", "--tags", "system", "-e", "system_update_check_timeout=10"
+        )
+        text = output(res)
+        assert res.returncode != 0
+        assert f"{app1}, 10 s after its update: gunicorn under supervisor on {app1}" in text
+        # One host at a time: no web server, after the app servers, is touched.
+        after = text.split("PLAY RECAP", 1)[1]
+        for web in platform.groups["webservers"]:
+            assert web not in after
+    finally:
+        res = platform.playbook("start.yml", "-e", "component=gunicorn")
+    assert res.returncode == 0, output(res)[-2000:]
+    site_back(platform)
+
+
+def test_new_commit_on_production_is_deployed_to_every_app_server(platform: Platform) -> None:
+    before = healthz(platform)["release"]
+    forge = platform.host(platform.groups["forge"][0])
+    marker = f"platform-test-{int(time.time())}"
+    git = "git -c user.name=t -c user.email=t@t"
+    forge.check_output(
+        # root works in repositories the git user owns, as an admin would.
+        "git config --global --get-all safe.directory | grep -qx '[*]'"
+        " || git config --global --add safe.directory '*'"
+    )
+    forge.check_output(
+        f"set -e; rm -rf /tmp/w && {git} clone -q -b production /srv/git/ocpizza.git /tmp/w"
+        f" && cd /tmp/w && echo '{marker}' > DEPLOY_MARKER && {git} add DEPLOY_MARKER"
+        f" && {git} commit -qm 'platform test commit' && {git} push -q origin production"
+        " && chown -R git:git /srv/git"
+    )
+    res = platform.playbook("update.yml", "--tags", "app", log="platform-update-app.log")
+    assert res.returncode == 0, output(res)[-3000:]
+    assert healthz(platform)["release"] != before
+    for app in platform.groups["appservers"]:
+        current = platform.host(app).file("/srv/ocpizza/current/DEPLOY_MARKER")
+        assert current.content_string.strip() == marker, app
