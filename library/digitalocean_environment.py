@@ -27,10 +27,12 @@ description:
     changed or destroyed) and the monthly cost computed from the sizes' prices.
   - Requests have a timeout; rate limits (HTTP 429) and transient errors of requests that are
     safe to repeat are retried with backoff.
-  - With O(state=absent) the module deletes the environment's droplets, firewalls, VPC and
-    environment-specific tags, and only when O(confirm_destroy) repeats the environment
-    name (check mode excepted). SSH keys are left in place, since other environments may
-    use the same keys.
+  - With O(load_balancer), the environment also has a DigitalOcean Load Balancer in front of
+    one group's droplets; see O(load_balancer).
+  - With O(state=absent) the module deletes the environment's droplets, load balancer,
+    firewalls, VPC and environment-specific tags, and only when O(confirm_destroy) repeats
+    the environment name (check mode excepted). SSH keys are left in place, since other
+    environments may use the same keys.
 version_added: "1.0.0"
 author: OC Pizza operations
 requirements:
@@ -148,6 +150,12 @@ options:
             description: Addresses or CIDRs that may connect, or C(any).
             type: list
             elements: str
+          from_load_balancer:
+            description:
+              - Admit the environment's load balancer (its id, C(load_balancer_uids)) when
+                O(load_balancer) is set, and anyone otherwise.
+            type: bool
+            default: false
       firewall_inbound:
         description:
           - More inbound rules of the group's cloud firewall, in the cloud's own terms, after
@@ -171,6 +179,82 @@ options:
                 is a list of group names of the same environment (their droplets, by tag).
             type: dict
             required: true
+  load_balancer:
+    description:
+      - The environment's DigitalOcean Load Balancer, named C(<project>-<environment>-lb), in
+        the environment's region and VPC. Omitted, the environment has none (and an existing
+        one is left alone until O(state=absent)).
+      - Created when missing; when its forwarding rules, health check, target tag, PROXY
+        protocol or size differ from these, it is updated in place. Its monthly cost
+        (DigitalOcean's price per size unit) is part of the plan.
+      - Every value is checked before any API call; an error names
+        C(ocpizza_do_load_balancer) and the field.
+    type: dict
+    suboptions:
+      target_group:
+        description: The group (of O(groups)) whose droplets receive the connections, by tag.
+        type: str
+        required: true
+      size_unit:
+        description: Number of nodes (1-100); each is billed.
+        type: raw
+        default: 1
+      forwarding_rules:
+        description:
+          - What the load balancer listens on and where it sends it. C(tcp) to C(tcp)
+            passes TLS through untouched (the droplets hold the certificate).
+        type: list
+        elements: dict
+        required: true
+        suboptions:
+          entry_protocol:
+            description: C(tcp), C(http), C(https), C(http2), C(http3) or C(udp).
+            type: str
+            required: true
+          entry_port:
+            description: Port the load balancer listens on (1-65535).
+            type: raw
+            required: true
+          target_protocol:
+            description: Protocol towards the droplets; defaults to the entry protocol.
+            type: str
+          target_port:
+            description: Port of the droplets; defaults to the entry port.
+            type: raw
+          tls_passthrough:
+            description: Pass HTTPS through (only with an C(https) entry).
+            type: bool
+            default: false
+      health_check:
+        description:
+          - How a droplet is judged healthy. With the PROXY protocol on, DigitalOcean sends
+            the PROXY header on health checks too.
+        type: dict
+        required: true
+        suboptions:
+          protocol: {description: C(http), C(https) or C(tcp)., type: str, required: true}
+          port: {description: Port of the droplets that is checked., type: raw, required: true}
+          path: {description: Path of an HTTP(S) check., type: str}
+          check_interval_seconds:
+            description: Seconds between two checks (default 10).
+            type: raw
+          response_timeout_seconds:
+            description: Seconds to wait for an answer (default 5).
+            type: raw
+          healthy_threshold:
+            description: Successes in a row that make a droplet healthy (default 5).
+            type: raw
+          unhealthy_threshold:
+            description: Failures in a row that make it unhealthy (default 3).
+            type: raw
+      enable_proxy_protocol:
+        description: Send the PROXY protocol (v1) header, so the droplets see the client's address.
+        type: bool
+        default: true
+      redirect_http_to_https:
+        description: Answer HTTP with a redirect to HTTPS at the load balancer.
+        type: bool
+        default: false
   ssh_sources:
     description:
       - Networks (CIDRs) allowed to reach SSH on every droplet, like role C(firewall)'s
@@ -308,7 +392,7 @@ plan:
           active yet).
       type: str
     kind:
-      description: C(droplet), C(vpc), C(firewall), C(ssh_key) or C(tags).
+      description: C(droplet), C(vpc), C(firewall), C(load_balancer), C(ssh_key) or C(tags).
       type: str
     name:
       description: Resource name.
@@ -317,7 +401,9 @@ plan:
       description: What, in a few words.
       type: str
     price_monthly:
-      description: Monthly price in USD of a droplet created or deleted, else null.
+      description:
+        - Monthly price in USD of a droplet or load balancer created, updated or deleted,
+          else null.
       type: float
   sample:
     - {action: create, kind: droplet, name: ocpizza-staging-db1,
@@ -332,7 +418,9 @@ plan_lines:
       $48.00/month"
     - "monthly cost: $96.00 (+$48.00/month from this run)"
 monthly_cost:
-  description: Monthly price in USD of the environment's droplets once the plan is carried out.
+  description:
+    - Monthly price in USD of the environment's droplets and load balancer once the plan is
+      carried out.
   returned: always
   type: float
   sample: 96.0
@@ -387,6 +475,18 @@ firewalls:
   returned: when O(state=present), not in check mode
   type: list
   elements: dict
+load_balancer:
+  description: The load balancer (id, name, status, ip, size_unit, region, tag).
+  returned: when O(load_balancer) is set and the load balancer exists
+  type: dict
+load_balancer_lines:
+  description: One line with the load balancer's status and address (empty without one).
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "load balancer ocpizza-staging-lb: active, ip 203.0.113.5 (the site's DNS A record
+      points here)"
 ssh_key_ids:
   description: Account ids of the SSH keys installed on new droplets.
   returned: when O(state=present), not in check mode

@@ -262,3 +262,33 @@ class DigitalOceanClient:
     def delete_firewall(self, firewall_id: str) -> None:
         """Delete a cloud firewall."""
         self._delete(self._new(transport.Firewall, id=firewall_id))
+
+    # -- load balancers (python-digitalocean's LoadBalancer cannot replace one) --
+
+    def load_balancers(self) -> list[dict[str, Any]]:
+        """Return every load balancer of the account."""
+        return list(self._get("load_balancers", "load_balancers"))
+
+    def load_balancer(self, load_balancer_id: str) -> dict[str, Any]:
+        """Return one load balancer (``status`` is new, active or errored)."""
+        return dict(self._get(f"load_balancers/{load_balancer_id}", "load_balancer"))
+
+    def create_load_balancer(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a load balancer from a body like ``LoadBalancerSpec.body`` returns."""
+        answer = self._new(transport.Manager).get_data(
+            "load_balancers", type="POST", params=dict(body)
+        )
+        return dict(answer["load_balancer"])
+
+    def update_load_balancer(self, load_balancer_id: str, body: Mapping[str, Any]) -> None:
+        """Replace a load balancer's settings (PUT takes the whole body)."""
+        self._new(transport.Manager).get_data(
+            f"load_balancers/{load_balancer_id}", type="PUT", params=dict(body)
+        )
+
+    def delete_load_balancer(self, load_balancer_id: str) -> None:
+        """Delete a load balancer; one already gone counts as deleted."""
+        with gone_counts_as_deleted():
+            self._new(transport.Manager).get_data(
+                f"load_balancers/{load_balancer_id}", type="DELETE"
+            )

@@ -7,7 +7,10 @@ turns the same list into the group's DigitalOcean cloud firewall rules, so the
 two firewalls cannot disagree: a rule ``from_group: appservers`` becomes the
 private addresses of the app servers in nftables and the app servers' selector
 tag in the cloud firewall; ``sources`` (addresses, CIDRs or ``any``) are the
-same addresses in both.
+same addresses in both. A rule ``from_load_balancer: true`` becomes the
+environment's load balancer (``load_balancer_uids``) when the environment has
+one, and anyone otherwise (nftables: ``ocpizza_load_balancer_sources``, or
+anyone when that is empty).
 """
 
 from __future__ import annotations
@@ -59,12 +62,13 @@ def _check_addresses(addresses: Iterable[str], where: str) -> None:
 
 @dataclass(frozen=True)
 class FirewallRule:
-    """One inbound rule: a protocol and ports, from addresses and/or other groups."""
+    """One inbound rule: a protocol and ports, from addresses, groups or the load balancer."""
 
     protocol: str
     ports: str
     addresses: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    load_balancer: bool = False
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str) -> FirewallRule:
@@ -84,18 +88,37 @@ class FirewallRule:
         return cls(protocol, ports, addresses, groups)
 
 
-def rule_from_policy(entry: Mapping[str, Any], where: str) -> FirewallRule | None:
+def rule_from_policy(
+    entry: Mapping[str, Any], where: str, has_load_balancer: bool = False
+) -> FirewallRule | None:
     """The cloud rule of one ``firewall_allowed`` entry (None: it opens nothing).
 
     ``{name, port, proto, from_group}`` allows the droplets of that group (by
     tag); ``{name, port, proto, sources}`` allows those addresses, ``any`` (or
     no ``sources``) meaning everyone. An empty ``sources`` opens nothing, as in
-    nftables.
+    nftables. ``{name, port, proto, from_load_balancer: true}`` allows the
+    environment's load balancer when ``has_load_balancer``, anyone otherwise.
     """
     where = f"{where} ({entry.get('name', 'unnamed')})"
-    if entry.get("from_group") and entry.get("sources") is not None:
-        raise SpecError(f"{where}: give from_group or sources, not both")
+    given = [
+        key
+        for key, present in (
+            ("from_group", bool(entry.get("from_group"))),
+            ("sources", entry.get("sources") is not None),
+            ("from_load_balancer", bool(entry.get("from_load_balancer"))),
+        )
+        if present
+    ]
+    if len(given) > 1:
+        raise SpecError(
+            f"{where}: {' and '.join(given)} given; give one of from_group, sources or "
+            "from_load_balancer, not both"
+        )
     sources: dict[str, Any] = {"groups": _as_list(entry.get("from_group"))}
+    if entry.get("from_load_balancer") and has_load_balancer:
+        data = {"protocol": entry.get("proto", "tcp"), "ports": entry.get("port")}
+        base = FirewallRule.from_dict({**data, "sources": {"addresses": list(ANYWHERE)}}, where)
+        return FirewallRule(base.protocol, base.ports, load_balancer=True)
     if not sources["groups"]:
         given = entry.get("sources")
         addresses = ["any"] if given is None else [str(a) for a in _as_list(given)]
@@ -114,30 +137,51 @@ def rules_from_policy(
     ssh_sources: Iterable[str] = (),
     ssh_port: int = 22,
     where: str = "firewall_allowed",
+    has_load_balancer: bool = False,
 ) -> list[FirewallRule]:
-    """The cloud rules of a group's host firewall policy, SSH from ``ssh_sources`` first."""
+    """The cloud rules of a group's host firewall policy, SSH from ``ssh_sources`` first.
+
+    ``has_load_balancer``: the environment has a load balancer, which the
+    entries ``from_load_balancer: true`` then admit (anyone otherwise).
+    """
     rules: list[FirewallRule] = []
     ssh = [str(a) for a in ssh_sources]
     if ssh:
         _check_addresses(ssh, "ssh_sources")
         rules.append(FirewallRule("tcp", str(ssh_port), tuple(ssh)))
     for index, entry in enumerate(allowed):
-        rule = rule_from_policy(entry, f"{where} entry {index + 1}")
+        rule = rule_from_policy(entry, f"{where} entry {index + 1}", has_load_balancer)
         if rule is not None:
             rules.append(rule)
     return rules
 
 
-def desired_firewall(spec: EnvironmentSpec, group: GroupSpec) -> dict[str, Any]:
-    """Return the API body of a group's cloud firewall."""
+# Stands for the id of a load balancer that is still to be created, in a plan.
+NEW_LOAD_BALANCER = "(new load balancer)"
+
+
+def _sources(
+    spec: EnvironmentSpec, rule: FirewallRule, load_balancer_id: str | None
+) -> dict[str, Any]:
+    sources: dict[str, Any] = {
+        "addresses": list(rule.addresses),
+        "tags": [selector_tag(spec.project, spec.environment, g) for g in rule.groups],
+    }
+    if rule.load_balancer:
+        sources["load_balancer_uids"] = [load_balancer_id or NEW_LOAD_BALANCER]
+    return sources
+
+
+def desired_firewall(
+    spec: EnvironmentSpec, group: GroupSpec, load_balancer_id: str | None = None
+) -> dict[str, Any]:
+    """Return the API body of a group's cloud firewall (``load_balancer_id``: the
+    environment's load balancer, for the rules that admit it)."""
     inbound = [
         {
             "protocol": rule.protocol,
             "ports": rule.ports,
-            "sources": {
-                "addresses": list(rule.addresses),
-                "tags": [selector_tag(spec.project, spec.environment, g) for g in rule.groups],
-            },
+            "sources": _sources(spec, rule, load_balancer_id),
         }
         for rule in group.firewall_inbound
     ]

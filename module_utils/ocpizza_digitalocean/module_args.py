@@ -14,6 +14,7 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_requ
 from .client import DigitalOceanClient
 from .errors import ProvisioningError, SpecError
 from .firewall import FirewallRule, rules_from_policy
+from .loadbalancer import build_load_balancer
 from .naming import API_URL_ENV_VAR, DEFAULT_API_URL
 from .plan import summary
 from .reconciler import EnvironmentReconciler
@@ -36,6 +37,7 @@ _FIREWALL_ALLOWED = {
     "proto": {"type": "str", "choices": ["tcp", "udp"], "default": "tcp"},
     "from_group": {"type": "str"},
     "sources": {"type": "list", "elements": "str"},
+    "from_load_balancer": {"type": "bool", "default": False},
 }
 _GROUP = {
     "name": {"type": "str", "required": True},
@@ -56,6 +58,37 @@ _GROUP = {
         "options": _FIREWALL_ALLOWED,
         "mutually_exclusive": [["from_group", "sources"]],
     },
+}
+# Ports and numbers are "raw" so that spec.py's checks, which name the
+# inventory variable, judge them (AnsibleModule's own message would not).
+_FORWARDING_RULE = {
+    "entry_protocol": {"type": "str", "required": True},
+    "entry_port": {"type": "raw", "required": True},
+    "target_protocol": {"type": "str"},
+    "target_port": {"type": "raw"},
+    "tls_passthrough": {"type": "bool", "default": False},
+}
+_HEALTH_CHECK = {
+    "protocol": {"type": "str", "required": True},
+    "port": {"type": "raw", "required": True},
+    "path": {"type": "str"},
+    "check_interval_seconds": {"type": "raw"},
+    "response_timeout_seconds": {"type": "raw"},
+    "healthy_threshold": {"type": "raw"},
+    "unhealthy_threshold": {"type": "raw"},
+}
+_LOAD_BALANCER = {
+    "target_group": {"type": "str", "required": True},
+    "size_unit": {"type": "raw", "default": 1},
+    "forwarding_rules": {
+        "type": "list",
+        "elements": "dict",
+        "required": True,
+        "options": _FORWARDING_RULE,
+    },
+    "health_check": {"type": "dict", "required": True, "options": _HEALTH_CHECK},
+    "enable_proxy_protocol": {"type": "bool", "default": True},
+    "redirect_http_to_https": {"type": "bool", "default": False},
 }
 _SSH_KEY = {
     "name": {"type": "str", "required": True},
@@ -91,6 +124,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
         },
     },
     "groups": {"type": "list", "elements": "dict", "default": [], "options": _GROUP},
+    "load_balancer": {"type": "dict", "options": _LOAD_BALANCER},
     "ssh_sources": {"type": "list", "elements": "str", "default": []},
     "ssh_port": {"type": "int", "default": 22},
     "ssh_keys": {
@@ -144,6 +178,7 @@ def group_rules(group: dict[str, Any], params: dict[str, Any]) -> list[FirewallR
             params.get("ssh_sources") or [],
             params.get("ssh_port") or 22,
             f"{where}, firewall_allowed",
+            has_load_balancer=bool(params.get("load_balancer")),
         )
     explicit = group.get("firewall_inbound") or []
     return rules + [
@@ -187,6 +222,7 @@ def build_spec(params: dict[str, Any]) -> EnvironmentSpec:
         wait=params["wait"],
         wait_timeout=float(params["wait_timeout"]),
         poll_interval=float(params["poll_interval"]),
+        load_balancer=build_load_balancer(params.get("load_balancer")),
     )
 
 

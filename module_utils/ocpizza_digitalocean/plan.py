@@ -15,7 +15,7 @@ class PlanItem:
     """One step of the plan: what happens (or would happen) to one resource."""
 
     action: str  # create, update, delete, wait or keep
-    kind: str  # droplet, vpc, firewall, ssh_key or tags
+    kind: str  # droplet, vpc, firewall, load_balancer, ssh_key or tags
     name: str
     detail: str = ""
     price_monthly: float | None = None
@@ -44,6 +44,8 @@ class Result:
     droplets: list[DropletInfo] = field(default_factory=list)
     vpc: dict[str, Any] | None = None
     firewalls: list[dict[str, Any]] = field(default_factory=list)
+    load_balancer: dict[str, Any] | None = None
+    load_balancer_lines: list[str] = field(default_factory=list)
     ssh_key_ids: list[int] = field(default_factory=list)
     monthly_cost: float = 0.0
     monthly_cost_change: float = 0.0
@@ -78,6 +80,8 @@ class Result:
             "droplet_lines": [d.line() for d in self.droplets],
             "vpc": self.vpc,
             "firewalls": self.firewalls,
+            "load_balancer": self.load_balancer,
+            "load_balancer_lines": self.load_balancer_lines,
             "ssh_key_ids": self.ssh_key_ids,
             "monthly_cost": round(self.monthly_cost, 2),
             "monthly_cost_change": round(self.monthly_cost_change, 2),

@@ -14,6 +14,14 @@ from typing import Any
 from .client import DropletInfo, slug
 from .errors import DigitalOceanError, ProvisioningError, SpecError
 from .firewall import desired_firewall, firewall_differences
+from .load_balancing import (
+    LoadBalancerWork,
+    apply_load_balancer,
+    load_balancer_line,
+    plan_load_balancer,
+    wait_load_balancer,
+)
+from .loadbalancer import load_balancer_info
 from .plan import PlanItem, Result
 from .spec import GroupSpec, SSHKeySpec, ssh_fingerprint
 from .state import EnvironmentState
@@ -36,6 +44,7 @@ class _Work:
     creates: list[tuple[str, GroupSpec]] = field(default_factory=list)
     wanted: list[str] = field(default_factory=list)
     existing: list[DropletInfo] = field(default_factory=list)
+    load_balancer: LoadBalancerWork | None = None
     cost: float = 0.0
     change: float = 0.0
 
@@ -48,7 +57,7 @@ class EnvironmentReconciler(EnvironmentState):
     """Make an environment's resources match its spec, creating only what is missing."""
 
     def absent(self) -> Result:
-        """Delete the environment's droplets, firewalls, VPC and selector tags."""
+        """Delete the environment's droplets, load balancer, firewalls, VPC and selector tags."""
         return remove_environment(self)
 
     def check_catalog(self) -> dict[str, dict[str, Any]]:
@@ -96,6 +105,7 @@ class EnvironmentReconciler(EnvironmentState):
         self._plan_tags(work)
         self._plan_vpc(work)
         self._plan_ssh_keys(work)
+        self._plan_load_balancer(work)
         self._plan_firewalls(work)
         self._plan_droplets(work, sizes)
         result = Result(
@@ -108,6 +118,8 @@ class EnvironmentReconciler(EnvironmentState):
         if self.check_mode:
             result.droplets = list(self.by_name(work.existing).values())
             result.vpc = work.vpc
+            if work.load_balancer is not None and work.load_balancer.existing is not None:
+                result.load_balancer = load_balancer_info(work.load_balancer.existing)
             return result
         self._apply(work, result)
         return result
@@ -146,12 +158,21 @@ class EnvironmentReconciler(EnvironmentState):
                 PlanItem("create" if missing else "keep", "ssh_key", key.name, key.fingerprint)
             )
 
+    def _plan_load_balancer(self, work: _Work) -> None:
+        if self.spec.load_balancer is None:
+            return
+        work.load_balancer = plan_load_balancer(self, work.vpc)
+        work.add(work.load_balancer.item)
+        work.cost += work.load_balancer.price
+        work.change += work.load_balancer.change
+
     def _plan_firewalls(self, work: _Work) -> None:
         by_name: dict[str, list[dict[str, Any]]] = {}
         for fw in self.client.firewalls():
             by_name.setdefault(fw.get("name", ""), []).append(fw)
+        load_balancer_id = work.load_balancer.id if work.load_balancer else None
         for group in self.spec.groups:
-            body = desired_firewall(self.spec, group)
+            body = desired_firewall(self.spec, group, load_balancer_id)
             found = by_name.get(body["name"], [])
             if len(found) > 1:
                 raise ProvisioningError(
@@ -222,6 +243,16 @@ class EnvironmentReconciler(EnvironmentState):
         """Carry the plan out: what droplets need first, then the droplets, then wait."""
         spec, client = self.spec, self.client
         vpc = self._apply_shared(work, result)
+        load_balancer_id = None
+        if work.load_balancer is not None:
+            created = work.load_balancer.existing is None
+            load_balancer_id = apply_load_balancer(self, work.load_balancer, str(vpc["id"]))
+            if created:  # the firewalls that admit it need its id, known only now
+                jobs = zip(spec.groups, work.firewalls, strict=True)
+                work.firewalls = [
+                    (item, desired_firewall(spec, group, load_balancer_id), existing)
+                    for group, (item, _body, existing) in jobs
+                ]
         # Firewalls first, so that new droplets boot already behind them.
         result.firewalls = [self._apply_firewall(*job) for job in work.firewalls]
         for droplet, missing in work.retags:
@@ -239,6 +270,15 @@ class EnvironmentReconciler(EnvironmentState):
         else:
             result.droplets = [d for d in self.managed_droplets() if d.name in work.wanted]
         result.droplets.sort(key=lambda d: d.name)
+        if load_balancer_id is not None:
+            self._load_balancer_result(load_balancer_id, result)
+
+    def _load_balancer_result(self, load_balancer_id: str, result: Result) -> None:
+        if self.spec.wait:
+            result.load_balancer = wait_load_balancer(self, load_balancer_id)
+        else:
+            result.load_balancer = load_balancer_info(self.client.load_balancer(load_balancer_id))
+        result.load_balancer_lines = [load_balancer_line(result.load_balancer)]
 
     def _apply_shared(self, work: _Work, result: Result) -> dict[str, Any]:
         """Create the missing tags, VPC and SSH keys; return the VPC."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .errors import SpecError
 from .firewall import FirewallRule
+from .loadbalancer import LoadBalancerSpec
 from .naming import (
     GROUP_PATTERN,
     NAME_PATTERN,
@@ -107,6 +108,7 @@ class EnvironmentSpec:
     wait: bool = True
     wait_timeout: float = 600.0
     poll_interval: float = 5.0
+    load_balancer: LoadBalancerSpec | None = None
 
     def __post_init__(self) -> None:
         if not self.vpc_name:
@@ -135,6 +137,11 @@ class EnvironmentSpec:
     def firewall_name(self, group: str) -> str:
         """Name of a group's cloud firewall."""
         return f"{self.project}-{self.environment}-{group}"
+
+    @property
+    def load_balancer_name(self) -> str:
+        """Name of the environment's load balancer, ``<project>-<environment>-lb``."""
+        return f"{self.project}-{self.environment}-lb"
 
     def droplet_tags(self, group: GroupSpec) -> list[str]:
         """Every tag a droplet of ``group`` carries."""
@@ -194,6 +201,8 @@ class EnvironmentSpec:
                 ssh_fingerprint(key.public_key)
             except SpecError as exc:
                 problems.append(f"ssh key {key.name}: {exc}")
+        if self.load_balancer is not None:
+            problems += self.load_balancer.problems([g.name for g in self.groups])
         if self.wait_timeout <= 0 or self.poll_interval <= 0:
             problems.append("wait_timeout and poll_interval must be positive")
         return problems

@@ -1,4 +1,4 @@
-"""Remove an environment: its droplets, then its firewalls, VPC and selector tags.
+"""Remove an environment: its droplets, then its load balancer, firewalls, VPC and tags.
 
 SSH keys stay on the account: other environments may use the same keys.
 """
@@ -10,6 +10,7 @@ from typing import Any
 
 from .client import DropletInfo
 from .errors import DigitalOceanError
+from .load_balancing import unit_price
 from .plan import PlanItem, Result
 from .state import EnvironmentState
 
@@ -23,6 +24,7 @@ class _Found:
 
     droplets: list[DropletInfo]
     firewalls: list[dict[str, Any]]
+    load_balancers: list[dict[str, Any]]
     vpc: dict[str, Any] | None
     tags: list[str]
 
@@ -32,6 +34,9 @@ def _find(state: EnvironmentState) -> _Found:
     return _Found(
         droplets=sorted(state.managed_droplets(), key=lambda d: d.name),
         firewalls=[fw for fw in client.firewalls() if spec.owns(str(fw.get("name", "")))],
+        load_balancers=[
+            lb for lb in client.load_balancers() if lb.get("name") == spec.load_balancer_name
+        ],
         vpc=next((v for v in client.vpcs() if v.get("name") == spec.vpc_name), None),
         tags=sorted(t for t in client.tag_names() if spec.owns(t)),
     )
@@ -43,6 +48,10 @@ def _plan(state: EnvironmentState, found: _Found) -> list[PlanItem]:
         PlanItem("delete", "droplet", d.name, f"id {d.id}", state.price(sizes, d.size_slug))
         for d in found.droplets
     ]
+    plan += [
+        PlanItem("delete", "load_balancer", lb["name"], f"id {lb['id']}", unit_price(lb))
+        for lb in found.load_balancers
+    ]
     plan += [PlanItem("delete", "firewall", fw["name"], f"id {fw['id']}") for fw in found.firewalls]
     if found.vpc is not None:
         plan.append(PlanItem("delete", "vpc", state.spec.vpc_name, f"id {found.vpc['id']}"))
@@ -52,7 +61,7 @@ def _plan(state: EnvironmentState, found: _Found) -> list[PlanItem]:
 
 
 def remove_environment(state: EnvironmentState) -> Result:
-    """Delete the environment's droplets, firewalls, VPC and selector tags."""
+    """Delete the environment's droplets, load balancer, firewalls, VPC and selector tags."""
     state.spec.validate_names()
     state.client.account()
     found = _find(state)
@@ -76,6 +85,8 @@ def _delete(state: EnvironmentState, found: _Found) -> None:
     for droplet in found.droplets:
         client.delete_droplet(droplet.id)
     state.wait_gone([d.name for d in found.droplets])
+    for lb in found.load_balancers:
+        client.delete_load_balancer(str(lb["id"]))
     for fw in found.firewalls:
         client.delete_firewall(fw["id"])
     if found.vpc is not None:

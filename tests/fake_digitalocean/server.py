@@ -8,7 +8,9 @@ and error bodies of the real API:
   public and a private (VPC) address when they become active;
 * actions (the create action of each droplet: in-progress, then completed or
   errored);
-* VPCs, cloud firewalls, tags (with tagging of droplets) and SSH keys;
+* VPCs, cloud firewalls (sources by address, tag or load balancer), tags
+  (with tagging of droplets) and SSH keys;
+* load balancers (module :mod:`.load_balancers`), new then active;
 * 401 for a bad token, 422 for an unknown size, image or region (or a
   duplicate SSH key or VPC name), 404 for unknown resources, and injected
   faults: 429 rate limits, 5xx, or a request held until the test releases it
@@ -39,6 +41,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from .load_balancers import LoadBalancerRoutes
 
 Response = tuple[int, dict[str, Any] | None, dict[str, str]]
 
@@ -172,7 +176,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-class FakeDigitalOcean:
+class FakeDigitalOcean(LoadBalancerRoutes):
     """The fake API server and its in-memory account."""
 
     def __init__(self, config: FakeConfig | None = None) -> None:
@@ -184,6 +188,9 @@ class FakeDigitalOcean:
         self.firewalls: dict[str, dict[str, Any]] = {}
         self.tags: dict[str, dict[str, Any]] = {}
         self.ssh_keys: dict[int, dict[str, Any]] = {}
+        self.load_balancers: dict[str, dict[str, Any]] = {}
+        self._lb_meta: dict[str, dict[str, Any]] = {}
+        self._lb_ips = itertools.count(10)
         self.requests: list[RequestRecord] = []
         self.faults: list[Fault] = []
         self.holds: list[Hold] = []
@@ -433,6 +440,7 @@ class FakeDigitalOcean:
             ("GET", r"/v2/firewalls/([^/]+)", self._get_firewall),
             ("PUT", r"/v2/firewalls/([^/]+)", self._update_firewall),
             ("DELETE", r"/v2/firewalls/([^/]+)", self._delete_firewall),
+            *self.load_balancer_routes(),
         ]
 
     # -- pagination ---------------------------------------------------------
@@ -757,7 +765,8 @@ class FakeDigitalOcean:
     def _delete_vpc(self, vpc_id: str, **_: Any) -> Response:
         if vpc_id not in self.vpcs:
             return _error(404, "not_found", "The resource you were accessing could not be found.")
-        if any(d.get("vpc_uuid") == vpc_id for d in self.droplets.values()):
+        members = [*self.droplets.values(), *self.load_balancers.values()]
+        if any(m.get("vpc_uuid") == vpc_id for m in members):
             return _error(403, "forbidden", "Can not delete VPC with members")
         del self.vpcs[vpc_id]
         return 204, None, {}
@@ -904,6 +913,11 @@ class FakeDigitalOcean:
                 for tag in (rule.get(side) or {}).get("tags") or []:
                     if tag not in self.tags:
                         return _error(422, "unprocessable_entity", f"tag {tag} does not exist")
+                for uid in (rule.get(side) or {}).get("load_balancer_uids") or []:
+                    if uid not in self.load_balancers:
+                        return _error(
+                            422, "unprocessable_entity", f"load balancer {uid} does not exist"
+                        )
         return None
 
     def _firewall_from(self, firewall_id: str, body: dict[str, Any]) -> dict[str, Any]:
