@@ -14,15 +14,34 @@ INVENTORY ?= inventories/lab
 COMPONENT ?= all
 # Backup to restore: make restore BACKUP=<id or path>
 BACKUP ?=
+# Lab shape of make demo / make lab: small (default, one host per tier) or ha.
+LAB ?=
+# Environment deprovision removes (it must match the inventory's): make deprovision CONFIRM=staging
+CONFIRM ?=
+# Extra ansible-playbook arguments of the runbook targets, e.g.
+#   make site INVENTORY=inventories/production ANSIBLE_ARGS="--check --diff"
+ANSIBLE_ARGS ?=
+# The vault password file, read by ansible-playbook itself (Ansible's own
+# variable, so a plain ansible-playbook reads it too when it is exported):
+#   make deploy INVENTORY=inventories/production ANSIBLE_VAULT_PASSWORD_FILE=~/.ocpizza-vault-pass
+# Without it, ANSIBLE_ARGS=--ask-vault-pass prompts for the password.
+ifdef ANSIBLE_VAULT_PASSWORD_FILE
+export ANSIBLE_VAULT_PASSWORD_FILE
+endif
+RUNBOOK := $(PLAYBOOK) -i $(INVENTORY) $(ANSIBLE_ARGS)
 
-.PHONY: help setup lint unit molecule test demo lab lab-destroy site verify deploy update-system \
-        update-app start stop restart status backup backups restore bench clean
+.PHONY: help setup toolchain lint unit molecule test test-full demo lab lab-destroy site verify deploy \
+        update-system update-app start stop restart status backup backups restore provision deprovision \
+        bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-26s %s\n", $$1, $$2}'
 
-setup: ## Install the control-node toolchain, lab packages and images (idempotent)
+setup: ## Install the control-node toolchain, lab packages and images (idempotent; root, for podman)
 	@bash scripts/setup.sh
+
+toolchain: ## Install the control-node toolchain only (.venv, collections): no root, no podman
+	@OCPIZZA_TOOLCHAIN_QUIET=1 bash scripts/toolchain.sh
 
 lint: setup ## ansible-lint (production profile), ruff, syntax-check of every playbook
 	@bash scripts/lint.sh
@@ -33,44 +52,55 @@ unit: setup ## pytest of the Python plugins
 molecule: setup ## Every molecule scenario (or SCENARIO=name)
 	@bash scripts/molecule.sh $(SCENARIO)
 
-test: ## Everything: setup, lint, unit tests, app tests, every molecule scenario
+test: ## Everything: setup, lint, unit tests, app tests, the platform run, every molecule scenario
 	@bash scripts/test-all.sh
 
-lab: setup ## Create the local lab (playbooks/lab.yml)
-	@$(PLAYBOOK) playbooks/lab.yml
+test-full: ## make test, plus what is too slow for CI (the platform run on Debian 13, ...)
+	@bash scripts/test-all.sh --full
+
+lab: setup ## Create the local lab (playbooks/lab.yml; LAB=ha for the production shape)
+	@$(PLAYBOOK) playbooks/lab.yml $(if $(LAB),-e lab_topology=$(LAB))
 
 lab-destroy: setup ## Remove the local lab
 	@$(PLAYBOOK) playbooks/lab-destroy.yml
 
-demo: setup ## Create the lab, deploy the platform, verify it, say where it answers
-	@bash scripts/demo.sh
+demo: setup ## Create the lab, deploy the platform, verify it, say where it answers (LAB=ha: HA lab)
+	@LAB=$(LAB) bash scripts/demo.sh
 
-site: setup ## Deploy everything (playbooks/site.yml) on INVENTORY
-	@$(PLAYBOOK) -i $(INVENTORY) playbooks/site.yml
+# The runbook: control-node toolchain only (no root, podman or lab images),
+# on INVENTORY (the lab by default).
+site: toolchain ## Deploy everything (playbooks/site.yml) on INVENTORY
+	@$(RUNBOOK) playbooks/site.yml
 
-verify: setup ## Check the site, admin, healthz, gunicorn and MySQL (playbooks/verify.yml)
-	@$(PLAYBOOK) -i $(INVENTORY) playbooks/verify.yml
+verify: toolchain ## Check the site, admin, healthz, gunicorn and MySQL (playbooks/verify.yml)
+	@$(RUNBOOK) playbooks/verify.yml
 
-deploy: setup ## Deploy the app's production branch (playbooks/deploy.yml)
-	@$(PLAYBOOK) -i $(INVENTORY) playbooks/deploy.yml
+deploy: toolchain ## Deploy the app's production branch (playbooks/deploy.yml)
+	@$(RUNBOOK) playbooks/deploy.yml
 
-update-system: setup ## apt update + upgrade, one host at a time (update.yml --tags system)
-	@$(PLAYBOOK) -i $(INVENTORY) playbooks/update.yml --tags system
+update-system: toolchain ## apt update + upgrade, one host at a time (update.yml --tags system)
+	@$(RUNBOOK) playbooks/update.yml --tags system
 
-update-app: setup ## Fetch and deploy the production branch (update.yml --tags app)
-	@$(PLAYBOOK) -i $(INVENTORY) playbooks/update.yml --tags app
+update-app: toolchain ## Fetch and deploy the production branch (update.yml --tags app)
+	@$(RUNBOOK) playbooks/update.yml --tags app
 
-start stop restart status: setup ## Runbook §5, e.g. make stop COMPONENT=gunicorn
-	@$(PLAYBOOK) -i $(INVENTORY) playbooks/$@.yml -e component=$(COMPONENT)
+start stop restart status: toolchain ## Runbook §5, e.g. make stop COMPONENT=gunicorn
+	@$(RUNBOOK) playbooks/$@.yml -e component=$(COMPONENT)
 
-backup: setup ## Back up oc_pizza now (playbooks/backup.yml)
-	@$(PLAYBOOK) -i $(INVENTORY) playbooks/backup.yml
+backup: toolchain ## Back up oc_pizza now (playbooks/backup.yml)
+	@$(RUNBOOK) playbooks/backup.yml
 
-backups: setup ## List the backups of each db host
-	@$(PLAYBOOK) -i $(INVENTORY) playbooks/backups-list.yml
+backups: toolchain ## List the backups of each db host
+	@$(RUNBOOK) playbooks/backups-list.yml
 
-restore: setup ## Restore a backup: make restore BACKUP=<id or path>
-	@$(PLAYBOOK) -i $(INVENTORY) playbooks/restore.yml -e backup=$(BACKUP)
+restore: toolchain ## Restore a backup: make restore BACKUP=<id or path>
+	@$(RUNBOOK) playbooks/restore.yml -e backup=$(BACKUP)
+
+provision: toolchain ## Create or reconcile the droplets of INVENTORY on DigitalOcean (provision.yml)
+	@$(RUNBOOK) playbooks/provision.yml
+
+deprovision: toolchain ## Destroy them: make deprovision INVENTORY=inventories/staging CONFIRM=staging
+	@$(RUNBOOK) playbooks/deprovision.yml -e confirm_destroy=$(CONFIRM)
 
 bench: setup ## Backup/restore benchmark on a 500 MB database (not part of make test)
 	@bash scripts/bench-backup.sh

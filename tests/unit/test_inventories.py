@@ -1,0 +1,366 @@
+"""The inventories that deploy: inventories/production and inventories/staging.
+
+Static checks (every variable of playbooks/_preflight.yml's list is set by both
+inventories, the vault template holds exactly the vault_* variables the roles
+read, staging verifies its own site, CI passes every secret staging reads),
+real runs of the preflight on copies of the production inventory (one
+variable removed: the failure names it), and the Makefile's runbook targets
+(control-node toolchain only, the vault password file passed on).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PRODUCTION = REPO / "inventories" / "production"
+STAGING = REPO / "inventories" / "staging"
+PREFLIGHT = REPO / "playbooks" / "_preflight.yml"
+WORKFLOW = REPO / ".github" / "workflows" / "staging.yml"
+VAULT_NAME = re.compile(r"\bvault_[a-z0-9_]*[a-z0-9]\b")
+ENV_LOOKUP = re.compile(r"lookup\('ansible\.builtin\.env', '([A-Z][A-Z0-9_]*)'\)")
+RUNBOOK_TARGETS = (
+    "site verify deploy update-system update-app start stop restart status "
+    "backup backups restore provision deprovision"
+).split()
+# Hosts the DigitalOcean inventory plugin fills in (staging has no hosts file).
+PLUGIN_HOST_VARS = {"ansible_host", "ocpizza_private_ip"}
+
+
+def load(path: Path) -> Any:
+    """One YAML file."""
+    return yaml.safe_load(path.read_text())
+
+
+def preflight_play() -> dict[str, Any]:
+    """The preflight's one play."""
+    (play,) = load(PREFLIGHT)
+    return play
+
+
+def required() -> list[dict[str, Any]]:
+    """THE list of what a deployment must set (the preflight's vars)."""
+    return preflight_play()["vars"]["preflight_required"]
+
+
+def placeholder() -> re.Pattern[str]:
+    """The preflight's placeholder pattern, as Python compiles it."""
+    return re.compile(preflight_play()["vars"]["preflight_placeholder"].strip())
+
+
+def group_vars(inventory: Path) -> dict[str, Any]:
+    """Every variable of the inventory's group_vars/all/*.yml (later files win)."""
+    merged: dict[str, Any] = {}
+    for path in sorted((inventory / "group_vars" / "all").glob("*.yml")):
+        merged.update(load(path) or {})
+    return merged
+
+
+def production_hosts() -> dict[str, dict[str, dict[str, Any]]]:
+    """{group: {host: host vars}} of inventories/production/hosts.yml."""
+    children = load(PRODUCTION / "hosts.yml")["all"]["children"]
+    return {group: body["hosts"] for group, body in children.items()}
+
+
+def secrets_of(inventory: Path) -> dict[str, Any]:
+    """The vault_* variables an inventory provides (template or environment mapping)."""
+    if inventory == PRODUCTION:
+        return load(PRODUCTION / "vault.example.yml")
+    return load(STAGING / "group_vars" / "all" / "secrets.yml")
+
+
+def vault_names_read() -> set[str]:
+    """Every vault_* variable the roles, playbooks and project group_vars read."""
+    files = [
+        *REPO.glob("roles/*/defaults/**/*.yml"),
+        *REPO.glob("roles/*/vars/**/*.yml"),
+        *REPO.glob("roles/*/tasks/**/*.yml"),
+        *REPO.glob("roles/*/templates/**/*"),
+        *REPO.glob("playbooks/*.yml"),
+        *REPO.glob("group_vars/**/*.yml"),
+    ]
+    names: set[str] = set()
+    for path in files:
+        if path.is_file() and path != PREFLIGHT:
+            names |= set(VAULT_NAME.findall(path.read_text()))
+    return names
+
+
+# --- Static checks -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("inventory", [PRODUCTION, STAGING], ids=["production", "staging"])
+def test_every_required_variable_is_set(inventory: Path) -> None:
+    values = group_vars(inventory)
+    secrets = secrets_of(inventory)
+    missing = []
+    for item in required():
+        when = item.get("when") or {}
+        if any(values.get(var) != wanted for var, wanted in when.items()):
+            continue
+        name = item["name"]
+        if name in values or name in secrets:
+            continue
+        if inventory == PRODUCTION and all(
+            name in hostvars for hosts in production_hosts().values() for hostvars in hosts.values()
+        ):
+            continue
+        if inventory == STAGING and name in PLUGIN_HOST_VARS:
+            continue
+        missing.append(name)
+    assert not missing, f"{inventory.name} does not set: {missing}"
+
+
+@pytest.mark.parametrize("inventory", [PRODUCTION, STAGING], ids=["production", "staging"])
+def test_a_placeholder_is_always_a_checked_variable(inventory: Path) -> None:
+    """Whatever still holds an example value is in the preflight's list, so no run deploys it."""
+    checked = {item["name"] for item in required()}
+    pattern = placeholder()
+    values = {**group_vars(inventory), **secrets_of(inventory)}
+    unchecked = [
+        name
+        for name, value in values.items()
+        if pattern.search(yaml.safe_dump(value)) and name not in checked
+    ]
+    assert not unchecked
+
+
+def test_production_is_the_production_shape() -> None:
+    hosts = production_hosts()
+    assert {group: sorted(h) for group, h in hosts.items()} == {
+        "dbservers": ["db1.ocpizza.com"],
+        "appservers": ["app1.ocpizza.com", "app2.ocpizza.com"],
+        "webservers": ["web1.ocpizza.com", "web2.ocpizza.com"],
+    }
+    values = group_vars(PRODUCTION)
+    vpc = ipaddress.ip_network(values["ocpizza_do_vpc_ip_range"])
+    documentation = ipaddress.ip_network("203.0.113.0/24")
+    for group in hosts.values():
+        for name, hostvars in group.items():
+            assert ipaddress.ip_address(hostvars["ansible_host"]) in documentation, name
+            assert ipaddress.ip_address(hostvars["ocpizza_private_ip"]) in vpc, name
+    # The DigitalOcean Load Balancer connects from the VPC; it is no host here.
+    assert values["ocpizza_load_balancer_sources"] == ["{{ ocpizza_do_vpc_ip_range }}"]
+    assert values["ocpizza_environment"] == "production"
+    assert values["nginx_tls_mode"] == "letsencrypt"
+
+
+def test_vault_example_holds_exactly_the_vault_variables_read() -> None:
+    read = vault_names_read()
+    example = set(load(PRODUCTION / "vault.example.yml"))
+    assert example == read, (
+        f"read but not in the template: {sorted(read - example)}; "
+        f"in the template but read nowhere: {sorted(example - read)}"
+    )
+    preflight = {i["name"] for i in required() if i["name"].startswith("vault_")}
+    assert preflight <= read
+
+
+def test_staging_reads_the_same_secrets_from_the_ci_environment() -> None:
+    secrets = secrets_of(STAGING)
+    assert set(secrets) == set(load(PRODUCTION / "vault.example.yml"))
+    workflow = load(WORKFLOW)
+    (job,) = workflow["jobs"].values()
+    for name, value in secrets.items():
+        found = ENV_LOOKUP.fullmatch(value.removeprefix("{{ ").removesuffix(" }}"))
+        assert found, f"{name} must be one environment lookup, got {value!r}"
+        env = found.group(1)
+        assert job["env"].get(env) == f"${{{{ secrets.{env} }}}}", (
+            f"the staging workflow must set {env} (for {name}) from its secret store"
+        )
+
+
+def test_staging_verifies_its_own_site() -> None:
+    staging = group_vars(STAGING)
+    production = group_vars(PRODUCTION)
+    assert staging["verify_url"] == f"https://{staging['nginx_server_names'][0]}"
+    assert staging["nginx_server_names"][0] not in production["nginx_server_names"]
+    assert staging["verify_url"] != production["verify_url"]
+    assert production["verify_url"] == f"https://{production['nginx_server_names'][0]}"
+
+
+# --- The preflight, run --------------------------------------------------------
+
+
+def playbook_env(tmp_path: Path) -> dict[str, str]:
+    """ansible-playbook's environment: the project's config, a fact cache of the test's own."""
+    env = os.environ.copy()
+    env.update(
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_CACHE_PLUGIN_CONNECTION=str(tmp_path / "facts"),
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
+        ANSIBLE_NOCOLOR="1",
+        PATH=f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+    )
+    return env
+
+
+def run_preflight(inventory: Path, tmp_path: Path, *extra: str) -> tuple[int, str]:
+    """ansible-playbook playbooks/_preflight.yml -i <inventory>: (rc, output on one line)."""
+    res = subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), str(PREFLIGHT), *extra],
+        cwd=REPO,
+        env=playbook_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return res.returncode, " ".join((res.stdout + res.stderr).split())
+
+
+def filled_production(target: Path, drop: str | None = None) -> Path:
+    """A copy of inventories/production as an operator fills it, without ``drop``.
+
+    Hosts are local (nothing is reached); the values replace the placeholders;
+    the vault is generated. No private key material: the preflight only
+    checks that a value is there.
+    """
+    shutil.copytree(PRODUCTION, target)
+    hosts = load(target / "hosts.yml")
+    for group in hosts["all"]["children"].values():
+        for hostvars in group["hosts"].values():
+            hostvars["ansible_host"] = "127.0.0.1"
+            hostvars["ansible_connection"] = "local"
+    (target / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    filled = {
+        "ocpizza_admin_networks": ["10.8.0.0/24"],
+        "common_admin_users": [
+            {"name": "deploy", "ssh_keys": ["ssh-ed25519 AAAAC3Nz ops@ocpizza"]}
+        ],
+        "nginx_letsencrypt_email": "ops@ocpizza.com",
+    }
+    (target / "group_vars" / "all" / "zz-filled.yml").write_text(yaml.safe_dump(filled))
+    vault = {
+        name: (f"generated-{name}" if value else "")
+        for name, value in load(PRODUCTION / "vault.example.yml").items()
+    }
+    (target / "group_vars" / "all" / "vault.yml").write_text(yaml.safe_dump(vault))
+    if drop:
+        for path in (target / "group_vars" / "all").glob("*.yml"):
+            data = load(path) or {}
+            if drop in data:
+                del data[drop]
+                path.write_text(yaml.safe_dump(data))
+    return target
+
+
+@pytest.fixture
+def shipped(tmp_path: Path) -> Iterator[Path]:
+    """inventories/production as shipped (a copy: the run writes nothing there)."""
+    target = tmp_path / "production"
+    shutil.copytree(PRODUCTION, target)
+    yield target
+
+
+def test_preflight_stops_the_shipped_example_naming_each_placeholder(
+    shipped: Path, tmp_path: Path
+) -> None:
+    rc, out = run_preflight(shipped, tmp_path)
+    assert rc != 0
+    assert "Nothing was changed" in out
+    for name in (
+        "ansible_host is still a placeholder",
+        "ocpizza_admin_networks is still a placeholder",
+        "common_admin_users is still a placeholder",
+        "nginx_letsencrypt_email is still a placeholder",
+        "vault_mysql_app_password is missing",
+        "vault_app_deploy_key is missing",
+    ):
+        assert name in out, name
+    # The lab is exempt: its values are generated.
+    rc, out = run_preflight(shipped, tmp_path, "-e", "ocpizza_environment=lab")
+    assert rc == 0, out
+
+
+def test_preflight_passes_a_filled_inventory_and_names_a_removed_variable(tmp_path: Path) -> None:
+    rc, out = run_preflight(filled_production(tmp_path / "filled"), tmp_path)
+    assert rc == 0, out
+    assert "Every variable a deployment needs is set" in out or "ok=1" in out
+    for drop in ("app_git_repo", "mysql_schema_known_hosts", "vault_mysql_schema_deploy_key"):
+        inventory = filled_production(tmp_path / f"without-{drop}", drop=drop)
+        rc, out = run_preflight(inventory, tmp_path, "--check")
+        assert rc != 0, f"the preflight passed without {drop}"
+        assert f"- {drop} is missing on" in out, out[-2000:]
+
+
+def test_preflight_names_an_empty_value_and_the_hosts_it_concerns(tmp_path: Path) -> None:
+    inventory = filled_production(tmp_path / "empty")
+    (inventory / "group_vars" / "all" / "zz-zz-empty.yml").write_text(
+        yaml.safe_dump({"app_git_known_hosts": [], "nginx_tls_mode": "provided"})
+    )
+    rc, out = run_preflight(inventory, tmp_path)
+    assert rc != 0
+    assert "- app_git_known_hosts is empty on app1.ocpizza.com, app2.ocpizza.com" in out
+    # provided certificates are then required; the Let's Encrypt e-mail no longer is.
+    assert "- vault_nginx_tls_certificate is empty on web1.ocpizza.com, web2.ocpizza.com" in out
+    assert "nginx_letsencrypt_email" not in out
+
+
+# --- The runbook targets ---------------------------------------------------------
+
+
+def make(*args: str) -> subprocess.CompletedProcess[str]:
+    """make <args> at the repository's root."""
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("target", RUNBOOK_TARGETS)
+def test_runbook_targets_need_the_toolchain_only(target: str) -> None:
+    res = make("-n", target, "INVENTORY=inventories/production")
+    assert res.returncode == 0, res.stderr
+    assert "scripts/toolchain.sh" in res.stdout
+    for forbidden in ("setup.sh", "podman", "lab.yml", "sudo", "apt-get"):
+        assert forbidden not in res.stdout, f"make {target} runs {forbidden}"
+    assert "-i inventories/production" in res.stdout
+
+
+def test_toolchain_script_needs_no_root_podman_or_apt() -> None:
+    text = (REPO / "scripts" / "toolchain.sh").read_text()
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    for forbidden in ("apt-get", "podman", "sudo", "EUID", "lab/images", "dpkg"):
+        assert forbidden not in code, forbidden
+
+
+def test_the_vault_password_file_and_extra_arguments_reach_ansible_playbook(
+    tmp_path: Path,
+) -> None:
+    fake = tmp_path / "fake-ansible-playbook"
+    fake.write_text('#!/bin/sh\necho "vault=$ANSIBLE_VAULT_PASSWORD_FILE args=$*"\n')
+    fake.chmod(0o755)
+    res = make(
+        "deploy",
+        "INVENTORY=inventories/production",
+        f"PLAYBOOK={fake}",
+        "ANSIBLE_VAULT_PASSWORD_FILE=/home/ops/.ocpizza-vault-pass",
+        "ANSIBLE_ARGS=--check --diff",
+    )
+    assert res.returncode == 0, res.stderr
+    assert (
+        "vault=/home/ops/.ocpizza-vault-pass args=-i inventories/production --check --diff "
+        "playbooks/deploy.yml"
+    ) in res.stdout
+
+
+def test_demo_passes_the_lab_shape_and_test_full_exists() -> None:
+    res = make("-n", "demo", "LAB=ha")
+    assert "LAB=ha bash scripts/demo.sh" in res.stdout
+    res = make("-n", "test-full")
+    assert "scripts/test-all.sh --full" in res.stdout
