@@ -81,7 +81,7 @@ def wait_healthz(release: str | None = None, deadline: float = 60) -> dict:
                 return last
         except (AssertionError, OSError) as error:
             last = error
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise AssertionError(f"/healthz did not answer {release or 'ok'} in {deadline}s: {last}")
 
 
@@ -240,11 +240,11 @@ def wait_serving(host: object, deadline: float = 60) -> int:
     no test depends on how long an earlier one left gunicorn restarting.
     """
     end = time.monotonic() + deadline
-    status = ""
+    status = host.run("supervisorctl status gunicorn").stdout
     while "RUNNING" not in status:
         if time.monotonic() > end:
             raise AssertionError(f"gunicorn not RUNNING within {deadline} s: {status}")
-        time.sleep(0.5)
+        time.sleep(0.2)
         status = host.run("supervisorctl status gunicorn").stdout
     wait_healthz(live_release(host), deadline=max(1.0, end - time.monotonic()))
     return gunicorn_pid(host)

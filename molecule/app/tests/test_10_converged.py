@@ -188,7 +188,7 @@ def test_supervisor_restarts_gunicorn_when_it_dies(app, serving):
         status = app.run("supervisorctl status gunicorn").stdout
         if "RUNNING" in status and gunicorn_pid(app) != before:
             break
-        time.sleep(0.5)
+        time.sleep(0.2)
     assert gunicorn_pid(app) != before
     wait_healthz(live_release(app), deadline=30)
 
