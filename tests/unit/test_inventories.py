@@ -205,18 +205,34 @@ def playbook_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def run_preflights(
+    runs: list[tuple[Path, tuple[str, ...]]], tmp_path: Path
+) -> list[tuple[int, str]]:
+    """ansible-playbook playbooks/_preflight.yml -i <inventory> <extra>, the runs side by side.
+
+    Each result is (rc, output on one line).
+    """
+    procs = [
+        subprocess.Popen(
+            ["ansible-playbook", "-i", str(inventory), str(PREFLIGHT), *extra],
+            cwd=REPO,
+            env=playbook_env(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for inventory, extra in runs
+    ]
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=180)
+        results.append((proc.returncode, " ".join(out.split())))
+    return results
+
+
 def run_preflight(inventory: Path, tmp_path: Path, *extra: str) -> tuple[int, str]:
-    """ansible-playbook playbooks/_preflight.yml -i <inventory>: (rc, output on one line)."""
-    res = subprocess.run(
-        ["ansible-playbook", "-i", str(inventory), str(PREFLIGHT), *extra],
-        cwd=REPO,
-        env=playbook_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return res.returncode, " ".join((res.stdout + res.stderr).split())
+    """One preflight run: (rc, output on one line)."""
+    return run_preflights([(inventory, extra)], tmp_path)[0]
 
 
 def filled_production(target: Path, drop: str | None = None) -> Path:
@@ -284,12 +300,18 @@ def test_preflight_stops_the_shipped_example_naming_each_placeholder(
 
 
 def test_preflight_passes_a_filled_inventory_and_names_a_removed_variable(tmp_path: Path) -> None:
-    rc, out = run_preflight(filled_production(tmp_path / "filled"), tmp_path)
+    drops = ("app_git_repo", "mysql_schema_known_hosts", "vault_mysql_schema_deploy_key")
+    (rc, out), *without = run_preflights(
+        [(filled_production(tmp_path / "filled"), ())]
+        + [
+            (filled_production(tmp_path / f"without-{drop}", drop=drop), ("--check",))
+            for drop in drops
+        ],
+        tmp_path,
+    )
     assert rc == 0, out
-    assert "Every variable a deployment needs is set" in out or "ok=1" in out
-    for drop in ("app_git_repo", "mysql_schema_known_hosts", "vault_mysql_schema_deploy_key"):
-        inventory = filled_production(tmp_path / f"without-{drop}", drop=drop)
-        rc, out = run_preflight(inventory, tmp_path, "--check")
+    assert "ok=1" in out
+    for drop, (rc, out) in zip(drops, without, strict=True):
         assert rc != 0, f"the preflight passed without {drop}"
         assert f"- {drop} is missing on" in out, out[-2000:]
 
@@ -364,3 +386,39 @@ def test_demo_passes_the_lab_shape_and_test_full_exists() -> None:
     assert "LAB=ha bash scripts/demo.sh" in res.stdout
     res = make("-n", "test-full")
     assert "scripts/test-all.sh --full" in res.stdout
+
+
+def test_preflight_reads_stagings_secrets_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staging as CI runs it: hosts from the plugin (here a static stand-in), secrets from env."""
+    target = tmp_path / "staging"
+    shutil.copytree(STAGING / "group_vars", target / "group_vars")
+    hosts = {
+        group: {"hosts": {f"ocpizza-staging-{short}1": {"ansible_host": "127.0.0.1"}}}
+        for group, short in (("dbservers", "db"), ("appservers", "app"), ("webservers", "web"))
+    }
+    (target / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": hosts}}))
+    filled = {
+        "ansible_connection": "local",
+        "ocpizza_admin_networks": ["10.8.0.0/24"],
+        "common_admin_users": [
+            {"name": "deploy", "ssh_keys": ["ssh-ed25519 AAAAC3Nz ops@ocpizza"]}
+        ],
+        "nginx_letsencrypt_email": "ops@ocpizza.com",
+    }
+    (target / "group_vars" / "all" / "zz-filled.yml").write_text(yaml.safe_dump(filled))
+    secrets = load(STAGING / "group_vars" / "all" / "secrets.yml")
+    env_names = [ENV_LOOKUP.search(value).group(1) for value in secrets.values()]
+
+    for name in env_names:
+        monkeypatch.delenv(name, raising=False)
+    rc, out = run_preflight(target, tmp_path)
+    assert rc != 0
+    assert "- vault_mysql_app_password is empty on" in out
+    assert "(staging)" in out
+
+    for name in env_names:
+        monkeypatch.setenv(name, f"ci-{name}")
+    rc, out = run_preflight(target, tmp_path)
+    assert rc == 0, out
