@@ -282,20 +282,29 @@ def shipped(tmp_path: Path) -> Iterator[Path]:
 def test_preflight_stops_the_shipped_example_naming_each_placeholder(
     shipped: Path, tmp_path: Path
 ) -> None:
-    rc, out = run_preflight(shipped, tmp_path)
-    assert rc != 0
-    assert "Nothing was changed" in out
-    for name in (
-        "ansible_host is still a placeholder",
-        "ocpizza_admin_networks is still a placeholder",
-        "common_admin_users is still a placeholder",
-        "nginx_letsencrypt_email is still a placeholder",
-        "vault_mysql_app_password is missing",
-        "vault_app_deploy_key is missing",
-    ):
-        assert name in out, name
-    # The lab is exempt: its values are generated.
-    rc, out = run_preflight(shipped, tmp_path, "-e", "ocpizza_environment=lab")
+    plain, tagged, lab = run_preflights(
+        [
+            (shipped, ()),
+            # update.yml --tags system, in a dry run: the preflight still runs.
+            (shipped, ("--tags", "system", "--check")),
+            # The lab is exempt: its values are generated.
+            (shipped, ("-e", "ocpizza_environment=lab")),
+        ],
+        tmp_path,
+    )
+    for rc, out in (plain, tagged):
+        assert rc != 0
+        assert "Nothing was changed" in out
+        for name in (
+            "ansible_host is still a placeholder",
+            "ocpizza_admin_networks is still a placeholder",
+            "common_admin_users is still a placeholder",
+            "nginx_letsencrypt_email is still a placeholder",
+            "vault_mysql_app_password is missing",
+            "vault_app_deploy_key is missing",
+        ):
+            assert name in out, name
+    rc, out = lab
     assert rc == 0, out
 
 
