@@ -57,7 +57,6 @@ OVERLAY_KEYS = frozenset(
         "ansible_ssh_private_key_file",
         "ansible_ssh_common_args",
         "ocpizza_admin_networks",
-        "common_root_ssh_keys",
         "common_admin_users",
         "ocpizza_load_balancer_sources",
         # Certificates: the lab CA instead of Let's Encrypt.
@@ -69,13 +68,11 @@ OVERLAY_KEYS = frozenset(
         "app_git_known_hosts",
         "mysql_schema_repo",
         "mysql_schema_known_hosts",
-        "lab_forge_known_hosts",
         # The site is reached on a port published on 127.0.0.1.
         "verify_url",
         "verify_resolve",
         "verify_cacert",
         "nginx_public_https_port",
-        "app_csrf_trusted_origins",
         # Containers see the whole machine's memory.
         "mysql_innodb_buffer_pool_max_mb",
         # The lab's own settings, read by the stand-ins' group_vars.
@@ -277,31 +274,35 @@ def build_overlay(lab_inventory: dict, target: Path) -> Platform:
     pub = (LAB_DIR / "id_ed25519.pub").read_text().strip()
     lb = [ip for _, ip in lab.get("loadbalancers", [])]
     net = SUBNET.rsplit(".", 1)[0]
+    # The forge's host keys, pinned like GitHub's are in production (static values:
+    # the preflight checks them before any play runs).
+    forge_name, forge_ip = lab["forge"][0]
+    keys = [
+        line.split(None, 1)[1]
+        for line in (LAB_DIR / "known_hosts").read_text().splitlines()
+        if line.strip() and line.split(None, 1)[0] == forge_ip
+    ]
+    assert keys, f"no host key of the forge ({forge_ip}) in {LAB_DIR / 'known_hosts'}"
+    forge_known_hosts = [f"{forge_name},{forge_ip} {key}" for key in keys]
     overlay = {
         "ansible_user": conn["ansible_user"],
         "ansible_ssh_private_key_file": conn["ansible_ssh_private_key_file"],
         "ansible_ssh_common_args": conn["ansible_ssh_common_args"],
         "ocpizza_admin_networks": [f"{net}.0/24"],
-        "common_root_ssh_keys": [pub],
         "common_admin_users": [{"name": "deploy", "ssh_keys": [pub]}],
         "ocpizza_load_balancer_sources": lb,
         "nginx_tls_mode": "local_ca",
         "nginx_local_ca_cert": str(LAB_DIR / "ca.crt"),
         "nginx_local_ca_key": str(LAB_DIR / "ca.key"),
         "lab_dir": str(LAB_DIR),
-        "lab_forge_known_hosts": "{{ hostvars[groups['forge'][0]]['forge_known_hosts'] | default([]) }}",
-        "app_git_repo": "git@{{ groups['forge'][0] }}:ocpizza.git",
-        "app_git_known_hosts": "{{ lab_forge_known_hosts }}",
-        "mysql_schema_repo": "git@{{ groups['forge'][0] }}:database.git",
-        "mysql_schema_known_hosts": "{{ lab_forge_known_hosts }}",
+        "app_git_repo": f"git@{forge_name}:ocpizza.git",
+        "app_git_known_hosts": forge_known_hosts,
+        "mysql_schema_repo": f"git@{forge_name}:database.git",
+        "mysql_schema_known_hosts": forge_known_hosts,
         "verify_url": f"https://www.ocpizza.com:{HTTPS_PORT}",
         "verify_resolve": f"www.ocpizza.com:{HTTPS_PORT}:127.0.0.1",
         "verify_cacert": str(LAB_DIR / "ca.crt"),
         "nginx_public_https_port": int(HTTPS_PORT),
-        "app_csrf_trusted_origins": [
-            "https://www.ocpizza.com",
-            f"https://www.ocpizza.com:{HTTPS_PORT}",
-        ],
         "mysql_innodb_buffer_pool_max_mb": 512,
     }
     assert set(overlay) <= OVERLAY_KEYS, set(overlay) - OVERLAY_KEYS
