@@ -4,7 +4,8 @@
 #   scripts/setup.sh          (make setup)
 #
 # Idempotent: each step checks before it works, so a second run only checks.
-#   1. Debian packages for the lab (podman, runc, netavark, debootstrap, ...)
+#   1. Debian packages for the lab (podman, runc, netavark, debootstrap, apt-cacher-ng, ...)
+#      and apt-cacher-ng running for the lab's containers (OCPIZZA_APT_CACHE=off skips it)
 #   2. .venv from Python >= 3.12 with the pinned requirements.txt
 #   3. the collections of requirements.yml (offline: nothing to do)
 #   4. the lab base images (Debian 12 and 13), rebuilt only when their recipe changes
@@ -15,9 +16,57 @@ export CONTAINERS_CONF=$root/lab/containers.conf
 
 say() { printf '==> %s\n' "$*"; }
 
+# The apt cache of the lab (apt-cacher-ng on this machine, port 3142) --------
+# Lab and molecule hosts (lab/images: apt-proxy-detect) fetch Debian's mirror
+# through it when their gateway answers on 3142, directly otherwise, so each
+# package is downloaded once per machine. It listens on IPv4 (0.0.0.0: podman's
+# bridges come and go with their networks, so no fixed address to bind) and an
+# iptables chain admits only loopback and podman's networks: 10.88.0.0/16 (the
+# default network) and 10.89.0.0/16 (the pool of named networks: the labs and
+# molecule's). OCPIZZA_APT_CACHE_CLIENTS replaces that list.
+apt_cache_clients=${OCPIZZA_APT_CACHE_CLIENTS:-10.88.0.0/16 10.89.0.0/16}
+apt_cache_chain=OCPIZZA-APT-CACHE
+
+# Writes our settings; prints "changed" when a file changed.
+apt_cache_conf() {
+    local conf=/etc/apt-cacher-ng/zzz_ocpizza.conf backends=/etc/apt-cacher-ng/backends_debian want
+    mkdir -p /etc/apt-cacher-ng
+    want=$'# Written by OC Pizza\'s scripts/setup.sh: IPv4 only; an iptables chain\n'
+    want+=$'# ('"$apt_cache_chain"$') admits loopback and podman\'s networks only.\nBindAddress: 0.0.0.0\n'
+    if [[ ! -f $conf || $(cat "$conf") != "${want%$'\n'}" ]]; then
+        printf '%s' "$want" >"$conf"; echo changed
+    fi
+    # The package derives the Debian backend from sources.list, and finds none in
+    # the deb822 format (Debian 12's default): it then asks ftp.debian.org, which
+    # a filtered network may not resolve. deb.debian.org is Debian's CDN.
+    if [[ -d /etc/apt-cacher-ng && -f /usr/sbin/apt-cacher-ng ]] \
+            && ! grep -qsv '^[[:space:]]*\(#\|$\)' "$backends"; then
+        echo 'http://deb.debian.org/debian/' >"$backends"; echo changed
+    fi
+}
+
+apt_cache_firewall() {
+    local want=("-N $apt_cache_chain" "-A $apt_cache_chain -i lo -j RETURN") net
+    for net in $apt_cache_clients; do want+=("-A $apt_cache_chain -s $net -j RETURN"); done
+    want+=("-A $apt_cache_chain -p tcp -j REJECT --reject-with tcp-reset")
+    if [[ $(iptables -w -S "$apt_cache_chain" 2>/dev/null) != "$(printf '%s\n' "${want[@]}")" ]]; then
+        iptables -w -N "$apt_cache_chain" 2>/dev/null || iptables -w -F "$apt_cache_chain"
+        for rule in "${want[@]:1}"; do
+            read -ra args <<<"$rule"
+            iptables -w "${args[@]}"
+        done
+    fi
+    iptables -w -C INPUT -p tcp --dport 3142 -j "$apt_cache_chain" 2>/dev/null \
+        || iptables -w -I INPUT -p tcp --dport 3142 -j "$apt_cache_chain"
+}
+
+apt_cache_answers() { timeout 1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/3142' 2>/dev/null; }
+
 # 1. Debian packages -----------------------------------------------------------
 apt_packages=(podman runc netavark aardvark-dns debootstrap fuse-overlayfs slirp4netns uidmap
               iptables openssh-client git make curl openssl)
+apt_cache=${OCPIZZA_APT_CACHE:-on}
+[[ $apt_cache == off ]] || apt_packages+=(apt-cacher-ng)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
@@ -28,10 +77,30 @@ if ((${#missing[@]})); then
         exit 1
     fi
     say "installing ${missing[*]}"
+    # Our settings are in place before the cache's first start (see apt_cache_conf).
+    [[ $apt_cache == off ]] || apt_cache_conf >/dev/null
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
     say "Debian packages present"
+fi
+
+if [[ $apt_cache == off ]]; then
+    say "apt cache skipped (OCPIZZA_APT_CACHE=off): lab hosts fetch Debian's mirror directly"
+elif [[ $EUID -ne 0 ]]; then
+    if apt_cache_answers; then say "apt cache answers on 3142"
+    else echo "setup: apt-cacher-ng is not running; run make setup as root to start it (lab hosts fetch directly meanwhile)" >&2
+    fi
+else
+    apt_cache_firewall
+    if [[ -n $(apt_cache_conf) ]] || ! apt_cache_answers; then
+        service apt-cacher-ng restart >/dev/null
+        for _ in 1 2 3 4 5; do apt_cache_answers && break; sleep 1; done
+        apt_cache_answers || { echo "setup: apt-cacher-ng did not start (see /var/log/apt-cacher-ng/)" >&2; exit 1; }
+        say "apt cache (apt-cacher-ng) started on 3142 for ${apt_cache_clients// /, }"
+    else
+        say "apt cache (apt-cacher-ng) running on 3142"
+    fi
 fi
 
 # 2. Python >= 3.12 and the virtualenv ----------------------------------------
