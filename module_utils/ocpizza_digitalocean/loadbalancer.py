@@ -74,7 +74,8 @@ class ForwardingRule:
         entry = _choice(data.get("entry_protocol"), ENTRY_PROTOCOLS, f"{where}.entry_protocol")
         entry_port = _port(data.get("entry_port"), f"{where}.entry_port")
         target = data.get("target_protocol") or entry
-        target_port = data.get("target_port") or entry_port
+        target_port = data.get("target_port")
+        target_port = entry_port if target_port is None else target_port
         return cls(
             entry_protocol=entry,
             entry_port=entry_port,

@@ -21,7 +21,7 @@ def test_check_mode_prints_the_plan_and_the_monthly_cost(fake, tmp_path):
     assert empty.returncode == 0, empty.stdout + empty.stderr
     out = " ".join(empty.stdout.split())  # the YAML callback folds long lines
     for line in (
-        "create vpc ocpizza-staging (fra1)",
+        "create vpc ocpizza-staging (fra1, 10.110.16.0/20)",
         "create ssh_key ocpizza-tests",
         "create firewall ocpizza-staging-dbservers (2 inbound rules)",
         "create firewall ocpizza-staging-webservers (3 inbound rules)",
@@ -29,7 +29,9 @@ def test_check_mode_prints_the_plan_and_the_monthly_cost(fake, tmp_path):
         " $48.00/month",
         "create droplet ocpizza-staging-app1 (appservers, s-2vcpu-4gb, ubuntu-24-04-x64,"
         " fra1): $24.00/month",
-        "monthly cost: $96.00 (+$96.00/month from this run)",
+        "create load_balancer ocpizza-staging-lb (fra1, 1 unit, 443/tcp→443/tcp, 80/tcp→80/tcp,"
+        " check http:80/healthz, proxy protocol on, droplets of webservers): $12.00/month",
+        "monthly cost: $108.00 (+$108.00/month from this run)",
     ):
         assert line in out, line
     assert fake.writes() == []
@@ -45,7 +47,8 @@ def test_check_mode_prints_the_plan_and_the_monthly_cost(fake, tmp_path):
     out = " ".join(partial.stdout.split())
     assert "create droplet ocpizza-staging-web1" in out
     assert "create droplet ocpizza-staging-db1" not in out
-    assert "monthly cost: $96.00 (+$24.00/month from this run)" in out
+    assert "monthly cost: $108.00 (+$24.00/month from this run)" in out
+    assert "load_balancer" not in out.split("unchanged:")[0]  # kept, not re-created
     assert fake.writes(since=mark) == []
 
     # Deprovision in check mode needs no confirmation and destroys nothing.
@@ -54,6 +57,7 @@ def test_check_mode_prints_the_plan_and_the_monthly_cost(fake, tmp_path):
     out = " ".join(preview.stdout.split())
     assert "delete droplet ocpizza-staging-db1" in out
     assert "delete vpc ocpizza-staging" in out
-    assert "monthly cost: $0.00 (-$72.00/month from this run)" in out
+    assert "delete load_balancer ocpizza-staging-lb" in out
+    assert "monthly cost: $0.00 (-$84.00/month from this run)" in out
     assert fake.writes(since=mark) == []
-    assert len(fake.droplets) == 2
+    assert len(fake.droplets) == 2 and len(fake.load_balancers) == 1

@@ -63,6 +63,41 @@ def test_a_size_digitalocean_no_longer_sells_is_named(tmp_path):
         assert fake.writes() == []
 
 
+def only_the_inventory_read(fake):
+    """True when the only requests are the inventory plugin's listing: the module made none."""
+    return {(r.method, r.path) for r in fake.requests} <= {("GET", "/v2/droplets")}
+
+
+def test_a_malformed_load_balancer_is_named_before_any_call(fake, tmp_path):
+    extra = write_extra_vars(
+        tmp_path,
+        ocpizza_do_load_balancer={
+            "target_group": "webservers",
+            "size_unit": 250,
+            "forwarding_rules": [{"entry_protocol": "tcp", "entry_port": 4430}],
+            "health_check": {"protocol": "http", "port": 80, "path": "/healthz"},
+        },
+    )
+    result = run(playbook_command("provision.yml", "-e", f"@{extra}"), ansible_env(fake))
+    assert result.returncode != 0
+    assert "ocpizza_do_load_balancer.size_unit: unknown size 250" in flat(result)
+    assert only_the_inventory_read(fake)
+    extra = write_extra_vars(
+        tmp_path,
+        ocpizza_do_load_balancer={
+            "target_group": "webservers",
+            "forwarding_rules": [{"entry_protocol": "tcp", "entry_port": 443, "target_port": 0}],
+            "health_check": {"protocol": "http", "port": 80, "path": "/healthz"},
+        },
+    )
+    result = run(playbook_command("provision.yml", "-e", f"@{extra}"), ansible_env(fake))
+    assert result.returncode != 0
+    assert "ocpizza_do_load_balancer.forwarding_rules[0].target_port: 0 is not a port" in (
+        flat(result)
+    )
+    assert only_the_inventory_read(fake)
+
+
 def test_rate_limits_are_ridden_out(fake, tmp_path):
     fake.rate_limit(3, method="POST", path="^/v2/droplets$")
     fake.rate_limit(3, method="GET", path="^/v2/droplets$")

@@ -30,6 +30,8 @@ RENDER = """
     firewall_ssh_sources: {admin}
     firewall_ssh_port: 22
     firewall_allowed_extra: []
+    # No load balancer: entries from_load_balancer admit anyone, in the cloud too.
+    firewall_load_balancer_sources: []
     firewall_allow_ping: true
     firewall_log_prefix: ""
   tasks:

@@ -1,8 +1,11 @@
 """provision.yml and deprovision.yml, run for real, against the fake DigitalOcean API.
 
-The sequence the issue asks for: provision, rerun (changed=0), deprovision,
-an interrupted provision, and the reruns that finish it, with no duplicate
-droplet at any point. The counts it proves are printed at the end (pytest -rP).
+The sequence the issue asks for: provision, rerun (changed=0), a drifted load
+balancer put back, deprovision, an interrupted provision, and the reruns that
+finish it, with no duplicate droplet at any point. Along the way, the fact
+cache: a droplet the run creates loses the cached facts of the host that bore
+its name before, one it keeps does not. The counts it proves are printed at
+the end (pytest -rP).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from fake_digitalocean.testing import (
 )
 
 NAMES = ["ocpizza-staging-app1", "ocpizza-staging-db1", "ocpizza-staging-web1"]
+LB_NAME = "ocpizza-staging-lb"
+# What a Debian 12 host left in the fact cache before its droplet was rebuilt.
+STALE_FACTS = {"discovered_interpreter_python": "/usr/bin/python3.11", "ansible_hostname": "old"}
 
 
 @pytest.fixture
@@ -34,10 +40,35 @@ def fake():
         yield server
 
 
-def provision(fake, extra, *args):
-    result = run(playbook_command("provision.yml", "-e", f"@{extra}", *args), ansible_env(fake))
+def fact_env(fake, cache):
+    """The fake's environment, with a fact cache of the test's own (jsonfile)."""
+    return {
+        **ansible_env(fake),
+        "ANSIBLE_CACHE_PLUGIN": "jsonfile",
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache),
+    }
+
+
+def provision(fake, extra, *args, env=None):
+    command = playbook_command("provision.yml", "-e", f"@{extra}", *args)
+    result = run(command, env or ansible_env(fake))
     assert result.returncode == 0, result.stdout + result.stderr
     return result
+
+
+def cache_facts(fake, cache, *hosts):
+    """Leave facts in the fact cache for these hosts, the way a run on them would."""
+    facts = " ".join(f"{k}={v}" for k, v in STALE_FACTS.items())
+    command = [str(VENV_BIN / "ansible"), "all", "-i", ",".join(hosts) + ","]
+    command += ["-m", "ansible.builtin.set_fact", "-a", f"{facts} cacheable=true"]
+    result = run(command, fact_env(fake, cache))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def cached_hosts(cache, *hosts):
+    """Which of these hosts have facts in the cache (one file per host)."""
+    files = [p.name for p in cache.iterdir()] if cache.exists() else []
+    return sorted(h for h in hosts if any(name.endswith(h) for name in files))
 
 
 def inventory(fake):
@@ -51,10 +82,16 @@ def inventory(fake):
 
 def test_provision_rerun_interrupt_rerun_never_duplicates(fake, tmp_path):
     extra = write_extra_vars(tmp_path)
+    cache = tmp_path / "facts"
+    # Hosts of an earlier environment of the same names, and another host.
+    cache_facts(fake, cache, *NAMES, "elsewhere1")
+    assert cached_hosts(cache, *NAMES, "elsewhere1") == sorted([*NAMES, "elsewhere1"])
 
     # 1. Provision an empty account.
-    first = provision(fake, extra)
+    first = provision(fake, extra, env=fact_env(fake, cache))
     assert recap(first.stdout)["localhost"]["changed"] == 1
+    # The new droplets are new hosts: their names' cached facts are gone.
+    assert cached_hosts(cache, *NAMES, "elsewhere1") == ["elsewhere1"]
     assert fake.droplet_names() == NAMES
     assert fake.droplets_created == 3
     assert fake.duplicate_names() == {}
@@ -75,6 +112,20 @@ def test_provision_rerun_interrupt_rerun_never_duplicates(fake, tmp_path):
         "ocpizza-staging-webservers",
     ]
     assert "ocpizza-staging-db1: active, public 127." in first.stdout
+    # The load balancer: in the VPC, in front of the web servers, PROXY protocol on.
+    lb = fake.load_balancer_named(LB_NAME)
+    assert lb is not None and lb["status"] == "active"
+    assert lb["vpc_uuid"] == next(iter(fake.vpcs)) and lb["region"]["slug"] == "fra1"
+    assert lb["tag"] == "ocpizza-staging-webservers" and lb["enable_proxy_protocol"] is True
+    assert sorted((r["entry_port"], r["entry_protocol"]) for r in lb["forwarding_rules"]) == [
+        (80, "tcp"),
+        (443, "tcp"),
+    ]
+    assert lb["health_check"]["path"] == "/healthz"
+    assert f"load balancer {LB_NAME}: active, ip {lb['ip']}" in " ".join(first.stdout.split())
+    web = next(f for f in fake.firewalls.values() if f["name"] == "ocpizza-staging-webservers")
+    web_sources = {r["ports"]: r["sources"] for r in web["inbound_rules"]}
+    assert web_sources["443"] == web_sources["80"] == {"load_balancer_uids": [lb["id"]]}
 
     # The staging inventory now finds them, in their groups, with both addresses.
     listed = inventory(fake)
@@ -88,13 +139,29 @@ def test_provision_rerun_interrupt_rerun_never_duplicates(fake, tmp_path):
         assert host["ocpizza_private_ip"] == v4["private"]
         assert host["ansible_user"] == "root"
 
-    # 2. Run again: nothing changes, and not one write reaches the API.
+    # 2. Run again: nothing changes, and not one write reaches the API. The
+    #    droplets are the same hosts: their cached facts stay.
+    cache_facts(fake, cache, "ocpizza-staging-db1")
     mark = len(fake.requests)
-    second = provision(fake, extra)
+    second = provision(fake, extra, env=fact_env(fake, cache))
     rerun_changes = recap(second.stdout)["localhost"]["changed"]
     assert rerun_changes == 0
     assert fake.writes(since=mark) == []
     assert "nothing to change" in second.stdout
+    assert cached_hosts(cache, *NAMES) == ["ocpizza-staging-db1"]
+
+    # 2b. Someone changes the load balancer by hand: the next run puts it back.
+    lb.update(enable_proxy_protocol=False, size_unit=3)
+    lb["health_check"]["port"] = 443
+    drift = provision(fake, extra)
+    assert recap(drift.stdout)["localhost"]["changed"] == 1
+    assert "update load_balancer ocpizza-staging-lb (health check, proxy protocol on, size 3" in (
+        " ".join(drift.stdout.split())
+    )
+    lb = fake.load_balancer_named(LB_NAME)
+    assert lb["enable_proxy_protocol"] is True and lb["size_unit"] == 1
+    assert lb["health_check"]["port"] == 80
+    assert fake.count("PUT", "^/v2/load_balancers/") == 1 and len(fake.load_balancers) == 1
 
     # 3. Deprovision: refused without the confirmation, done with it.
     refused = run(playbook_command("deprovision.yml"), ansible_env(fake))
@@ -106,6 +173,7 @@ def test_provision_rerun_interrupt_rerun_never_duplicates(fake, tmp_path):
     )
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert fake.droplet_names() == [] and fake.vpcs == {} and fake.firewalls == {}
+    assert fake.load_balancers == {}
     created_before = fake.droplets_created
 
     # 4. Provision again and interrupt it (SIGINT, like Ctrl-C) while the second
