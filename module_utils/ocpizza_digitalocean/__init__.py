@@ -14,6 +14,9 @@ plugin, on the controller) both import this package as
 * :mod:`.spec`: what an environment should look like, and its validation;
 * :mod:`.firewall`: cloud firewall bodies, their comparison, and the rules
   derived from the host firewall policy (``firewall_allowed``);
+* :mod:`.loadbalancer`: the load balancer's spec, checks, API body and comparison;
+* :mod:`.load_balancing`: the load balancer's part of a run (find by name, plan,
+  create or update, wait);
 * :mod:`.plan`: the plan of a run, its text and its cost;
 * :mod:`.state`: the environment's droplets by name, and waiting for them;
 * :mod:`.reconciler`: read what exists, create only what is missing, wait;
@@ -27,8 +30,9 @@ Naming, shared with the inventory plugin so both agree:
   ``env:<environment>``, ``group:<inventory group>`` and the selector tag
   ``<project>-<environment>-<group>`` that the group's cloud firewall targets
   and that other groups' firewall rules name as a source;
-* the VPC is ``<project>-<environment>`` and the firewalls are
-  ``<project>-<environment>-<group>``.
+* the VPC is ``<project>-<environment>``, the firewalls are
+  ``<project>-<environment>-<group>`` and the load balancer is
+  ``<project>-<environment>-lb``; it targets the selector tag of its group.
 
 Modules of this package import one another relatively, so that Ansible's
 module packager (AnsiballZ) finds and ships every one the module needs.
