@@ -13,6 +13,8 @@ full=false
 [[ ${1:-} == --full ]] && full=true
 
 bash scripts/setup.sh || { echo "test: setup failed"; echo "0 passed, 1 failed"; exit 1; }
+# From here on, the apt cache's hits and misses are this run's (printed at the end).
+apt_mark=$(date +%s)
 
 passed=0; failed=0; report=(); begin=$SECONDS
 step() {
@@ -41,6 +43,11 @@ if $full; then
         bash -c "$(declare -f platform); platform"
 fi
 
+echo
+if [[ -r /var/log/apt-cacher-ng/apt-cacher.log ]]; then
+    echo "apt cache during this run (scripts/apt-cache-stats.sh --since $apt_mark):"
+    bash scripts/apt-cache-stats.sh --since "$apt_mark" || true
+fi
 echo; printf '%s\n' "${report[@]}"
 total=$((SECONDS - begin))
 echo "total: $((total / 60)) min $((total % 60)) s"
