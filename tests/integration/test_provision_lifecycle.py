@@ -14,9 +14,11 @@ import json
 import os
 import signal
 import subprocess
+import time
+import urllib.request
 
 import pytest
-from fake_digitalocean import FakeConfig, FakeDigitalOcean
+from fake_digitalocean import DEFAULT_TOKEN, FakeConfig, FakeDigitalOcean
 from fake_digitalocean.testing import (
     REPO,
     VENV_BIN,
@@ -56,13 +58,37 @@ def provision(fake, extra, *args, env=None):
     return result
 
 
-def cache_facts(fake, cache, *hosts):
-    """Leave facts in the fact cache for these hosts, the way a run on them would."""
+def cache_facts(fake, cache, tmp_path, hosts):
+    """Leave facts in the fact cache, the way a run on these hosts would.
+
+    ``hosts`` maps each host to the IPv4 addresses its facts record.
+    """
+    inventory = tmp_path / "cached-hosts.yml"
+    inventory.write_text(
+        json.dumps({"all": {"hosts": {h: {"addresses": a} for h, a in hosts.items()}}})
+    )
     facts = " ".join(f"{k}={v}" for k, v in STALE_FACTS.items())
-    command = [str(VENV_BIN / "ansible"), "all", "-i", ",".join(hosts) + ","]
-    command += ["-m", "ansible.builtin.set_fact", "-a", f"{facts} cacheable=true"]
+    arguments = f"{facts} ansible_all_ipv4_addresses={{{{ addresses }}}} cacheable=true"
+    command = [str(VENV_BIN / "ansible"), "all", "-i", str(inventory)]
+    command += ["-m", "ansible.builtin.set_fact", "-a", arguments]
     result = run(command, fact_env(fake, cache))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def active_droplet(fake, name):
+    """The droplet, once the fake has made it active (reading it moves it on)."""
+    request = urllib.request.Request(
+        f"{fake.url}droplets?tag_name=env:staging",
+        headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"},
+    )
+    for _ in range(50):
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            droplets = json.load(answer)["droplets"]
+        found = next(d for d in droplets if d["name"] == name)
+        if found["status"] == "active":
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"{name} never became active")
 
 
 def cached_hosts(cache, *hosts):
@@ -84,7 +110,8 @@ def test_provision_rerun_interrupt_rerun_never_duplicates(fake, tmp_path):
     extra = write_extra_vars(tmp_path)
     cache = tmp_path / "facts"
     # Hosts of an earlier environment of the same names, and another host.
-    cache_facts(fake, cache, *NAMES, "elsewhere1")
+    old = ["192.0.2.10", "10.110.16.9"]  # the addresses of the earlier hosts
+    cache_facts(fake, cache, tmp_path, {name: old for name in [*NAMES, "elsewhere1"]})
     assert cached_hosts(cache, *NAMES, "elsewhere1") == sorted([*NAMES, "elsewhere1"])
 
     # 1. Provision an empty account.
@@ -139,16 +166,13 @@ def test_provision_rerun_interrupt_rerun_never_duplicates(fake, tmp_path):
         assert host["ocpizza_private_ip"] == v4["private"]
         assert host["ansible_user"] == "root"
 
-    # 2. Run again: nothing changes, and not one write reaches the API. The
-    #    droplets are the same hosts: their cached facts stay.
-    cache_facts(fake, cache, "ocpizza-staging-db1")
+    # 2. Run again: nothing changes, and not one write reaches the API.
     mark = len(fake.requests)
-    second = provision(fake, extra, env=fact_env(fake, cache))
+    second = provision(fake, extra)
     rerun_changes = recap(second.stdout)["localhost"]["changed"]
     assert rerun_changes == 0
     assert fake.writes(since=mark) == []
     assert "nothing to change" in second.stdout
-    assert cached_hosts(cache, *NAMES) == ["ocpizza-staging-db1"]
 
     # 2b. Someone changes the load balancer by hand: the next run puts it back.
     lb.update(enable_proxy_protocol=False, size_unit=3)
@@ -204,7 +228,19 @@ def test_provision_rerun_interrupt_rerun_never_duplicates(fake, tmp_path):
     assert fake.droplet_names() == ["ocpizza-staging-app1", "ocpizza-staging-db1"]
 
     # 5. Run again: it finishes the job, creating only the missing droplet.
-    third = provision(fake, extra)
+    #    Facts cached before it: db1's are its own (its addresses), app1's and
+    #    web1's an earlier host's. app1 was created by the interrupted run,
+    #    which never reached its clearing play: its addresses give it away.
+    db1 = active_droplet(fake, "ocpizza-staging-db1")
+    own = [n["ip_address"] for n in db1["networks"]["v4"]]
+    cache_facts(
+        fake,
+        cache,
+        tmp_path,
+        {"ocpizza-staging-db1": own, "ocpizza-staging-app1": old, "ocpizza-staging-web1": old},
+    )
+    third = provision(fake, extra, env=fact_env(fake, cache))
+    assert cached_hosts(cache, *NAMES) == ["ocpizza-staging-db1"]
     assert recap(third.stdout)["localhost"]["changed"] == 1
     assert fake.droplet_names() == NAMES
     assert fake.duplicate_names() == {}
