@@ -76,6 +76,8 @@ class ForwardingRule:
         target = data.get("target_protocol") or entry
         target_port = data.get("target_port")
         target_port = entry_port if target_port is None else target_port
+        if data.get("tls_passthrough") and entry != "https":
+            raise SpecError(f"{where}.tls_passthrough: only for an https entry_protocol")
         return cls(
             entry_protocol=entry,
             entry_port=entry_port,

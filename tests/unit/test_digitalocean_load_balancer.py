@@ -141,6 +141,14 @@ def test_no_option_means_no_load_balancer() -> None:
             "ocpizza_do_load_balancer.forwarding_rules[0]: a forwarding rule must be a mapping",
         ),
         (
+            lb_option(
+                forwarding_rules=[
+                    {"entry_protocol": "tcp", "entry_port": 443, "tls_passthrough": True}
+                ]
+            ),
+            "ocpizza_do_load_balancer.forwarding_rules[0].tls_passthrough: only for an https",
+        ),
+        (
             lb_option(health_check={"protocol": "http", "port": 80, "path": "healthz"}),
             "ocpizza_do_load_balancer.health_check.path: 'healthz' must start with /",
         ),
