@@ -476,6 +476,39 @@ def test_a_rerun_with_nothing_new_changes_nothing(get_host, schema_release):
     assert verify_rows(db) == "1"  # the new file was not applied again
 
 
+# --- Check mode ------------------------------------------------------------------
+
+
+def changed_steps(res: subprocess.CompletedProcess[str], host: str) -> list[str]:
+    """Names of the tasks and handlers that reported a change on one host, in order."""
+    names, step = [], ""
+    for line in res.stdout.splitlines():
+        found = re.match(r"^(?:TASK|RUNNING HANDLER) \[(.*)\]", line)
+        if found:
+            step = found.group(1)
+        elif line.startswith(f"changed: [{host}]") and step not in names:
+            names.append(step)
+    return names
+
+
+def test_check_mode_on_a_converged_server_changes_nothing_and_names_a_change(get_host):
+    # What an operator runs before any change (site.yml --check --diff): on a
+    # converged server it completes and reports nothing to do...
+    res = converge("--diff", check=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert recap(res, BOOKWORM)["changed"] == 0, changed_steps(res, BOOKWORM)
+    # ...and with one setting changed, exactly the file it lives in and the
+    # restart that applies it, with the new line in the diff.
+    res = converge("--diff", "-e", "mysql_long_query_time=7", check=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert changed_steps(res, BOOKWORM) == [
+        "mysql : Write the server configuration",
+        "mysql : Restart mysql",
+    ]
+    assert "+long_query_time = 7" in res.stdout
+    assert "long_query_time = 7" not in get_host(BOOKWORM).file(CNF).content_string
+
+
 # --- Bad inputs -----------------------------------------------------------------
 
 
