@@ -750,3 +750,43 @@ def test_requests_go_to_the_other_app_server_when_one_fails(get_host, break_it, 
             assert res.json()["backend"] == APPS[0]
     finally:
         broken.check_output(repair)
+
+
+# --- Behind a load balancer (PROXY protocol) ----------------------------------------
+
+
+def _proxy_protocol() -> dict:
+    record = ephemeral_dir() / "proxy-protocol.json"
+    if not record.exists():
+        pytest.skip("side_effect.yml has not run")
+    return json.loads(record.read_text())
+
+
+def test_behind_a_load_balancer_the_client_address_is_logged_and_forwarded():
+    outcome = _proxy_protocol()
+    proxied, plain, direct = outcome["probes"]
+    client = outcome["client"]
+    # HTTPS through the PROXY protocol: the app gets the client's address in
+    # X-Forwarded-For, not the load balancer's.
+    assert proxied["status"] == 200, proxied
+    assert json.loads(proxied["body"])["headers"]["x-forwarded-for"] == client
+    # Plain HTTP takes it too (and redirects to HTTPS).
+    assert plain["status"] == 301, plain
+    # A connection without the PROXY line is not served.
+    assert direct["status"] is None, direct
+    # The access log shows the client's address for both requests.
+    logged = {line.split('"GET ')[1].split()[0]: line.split()[0] for line in outcome["access_log"]}
+    assert logged.get("/proxied") == client, outcome["access_log"]
+    assert logged.get("/plain") == client, outcome["access_log"]
+
+
+def test_behind_a_load_balancer_the_role_check_still_asks_its_own_nginx():
+    checks = _proxy_protocol()["local_check"]
+    assert checks, "the check recorded no local request"
+    assert all(check["ok"] for check in checks), checks
+
+
+def test_a_load_balancer_source_that_is_not_an_address_is_refused_by_name():
+    message = _proxy_protocol()["bad_source_message"]
+    assert "nginx_load_balancer_sources" in message
+    assert "lb.ocpizza.example" in message
