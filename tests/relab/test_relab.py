@@ -17,7 +17,7 @@ The test does what a new user does: lab.yml (Debian 12), a run, lab.yml
 ``-e lab_suite=trixie``, a run, lab.yml again (back to 12), a run, all with
 the project's ansible.cfg (smart gathering, jsonfile cache in a directory of
 its own). A run is ``probe.yml``: facts, one module, and the facts' release
-against the host's /etc/debian_version. About 3 minutes on 2 cores (three lab
+against the host's /etc/debian_version. About 3.5 minutes on 2 busy cores (three lab
 builds of four hosts); it needs root, podman and both base images, so it runs
 only with OCPIZZA_RELAB=1 (``make test-full``).
 
@@ -49,7 +49,7 @@ MAJOR = {"bookworm": 12, "trixie": 13}
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("OCPIZZA_RELAB") != "1",
-    reason="builds a lab three times (root, podman, ~3 min): set OCPIZZA_RELAB=1 (make test-full)",
+    reason="builds a lab three times (root, podman, ~3.5 min): set OCPIZZA_RELAB=1 (make test-full)",
 )
 
 
