@@ -73,6 +73,8 @@ OVERLAY_KEYS = frozenset(
         "verify_resolve",
         "verify_cacert",
         "nginx_public_https_port",
+        # The restaurants' starting data: the example app's (production's is real data).
+        "app_resources_src",
         # Containers see the whole machine's memory.
         "mysql_innodb_buffer_pool_max_mb",
         # The lab's own settings, read by the stand-ins' group_vars.
@@ -102,13 +104,23 @@ def lab_env() -> dict[str, str]:
 def run_logged(
     cmd: list[str], log: str, env: dict[str, str], timeout: int = 2400
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command, keep its whole output in .ansible/logs/<log>."""
+    """Run a command, its whole output written as it comes to .ansible/logs/<log>."""
     LOGS.mkdir(parents=True, exist_ok=True)
-    res = subprocess.run(
-        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    (LOGS / log).write_text(f"$ {' '.join(cmd)}\n{res.stdout}\n{res.stderr}")
-    return res
+    path = LOGS / log
+    with path.open("w") as out:
+        out.write(f"$ {' '.join(cmd)}\n")
+        out.flush()
+        res = subprocess.run(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+        )
+    text = path.read_text()
+    return subprocess.CompletedProcess(cmd, res.returncode, text, "")
 
 
 def recap(text: str) -> dict[str, dict[str, int]]:
@@ -304,6 +316,7 @@ def build_overlay(lab_inventory: dict, target: Path) -> Platform:
         "verify_cacert": str(LAB_DIR / "ca.crt"),
         "nginx_public_https_port": int(HTTPS_PORT),
         "mysql_innodb_buffer_pool_max_mb": 512,
+        "app_resources_src": str(ROOT / "examples" / "ocpizza" / "resources"),
     }
     assert set(overlay) <= OVERLAY_KEYS, set(overlay) - OVERLAY_KEYS
     (target / "group_vars" / "all" / "zz-lab-overlay.yml").write_text(

@@ -249,6 +249,8 @@ def filled_production(target: Path, drop: str | None = None) -> Path:
             hostvars["ansible_host"] = "127.0.0.1"
             hostvars["ansible_connection"] = "local"
     (target / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    # The restaurants' starting data, as an operator drops it into resources/.
+    (target / "resources" / "restaurants.xlsx").write_bytes(b"PK\x03\x04")
     filled = {
         "ocpizza_admin_networks": ["10.8.0.0/24"],
         "common_admin_users": [
@@ -319,7 +321,7 @@ def test_preflight_passes_a_filled_inventory_and_names_a_removed_variable(tmp_pa
         tmp_path,
     )
     assert rc == 0, out
-    assert "ok=1" in out
+    assert "ok=2" in out  # the variables, then the starting data
     for drop, (rc, out) in zip(drops, without, strict=True):
         assert rc != 0, f"the preflight passed without {drop}"
         assert f"- {drop} is missing on" in out, out[-2000:]
@@ -431,3 +433,11 @@ def test_preflight_reads_stagings_secrets_from_the_environment(
         monkeypatch.setenv(name, f"ci-{name}")
     rc, out = run_preflight(target, tmp_path)
     assert rc == 0, out
+
+
+def test_preflight_names_an_empty_starting_data_directory(tmp_path: Path) -> None:
+    inventory = filled_production(tmp_path / "production")
+    (inventory / "resources" / "restaurants.xlsx").unlink()
+    rc, text = run_preflight(inventory, tmp_path)
+    assert rc != 0
+    assert "app_resources_src" in text and "holds no .xlsx file" in text
