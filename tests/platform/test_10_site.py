@@ -10,6 +10,8 @@ def test_verify_playbook_passes(platform: Platform) -> None:
     res = platform.playbook("verify.yml", log="platform-verify.log")
     assert res.returncode == 0, output(res)[-3000:]
     assert "checks passed" in output(res)
+    # The load balancer's own check is in the table (each web server up behind it).
+    assert platform.groups["loadbalancers"][0] in output(res)
 
 
 def test_site_answers_through_the_load_balancer_with_a_valid_certificate(

@@ -120,3 +120,15 @@ def test_the_site_answers_with_app1_down(platform: Platform) -> None:
         wait_for(platform, app1, "supervisorctl status gunicorn | grep -q RUNNING")
     res = platform.playbook("verify.yml")
     assert res.returncode == 0, res.stdout[-3000:]
+
+
+def test_the_load_balancers_health_check_is_answered_over_http_with_the_proxy_line(
+    platform: Platform,
+) -> None:
+    # DigitalOcean's health check: plain HTTP on 80, the PROXY line, the droplet's
+    # address as Host. The health path answers; anything else is still turned away.
+    lb = platform.host(platform.groups["loadbalancers"][0])
+    for web in platform.groups["webservers"]:
+        base = f"curl -s --haproxy-protocol --max-time 10 -o /dev/null -w '%{{http_code}}' http://{platform.ip(web)}"
+        assert lb.run(f"{base}/healthz").stdout.strip() == "200", web
+        assert lb.run(f"{base}/").stdout.strip() == "000", web  # 444: closed without an answer
