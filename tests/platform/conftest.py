@@ -127,7 +127,7 @@ def recap(text: str) -> dict[str, dict[str, int]]:
     """The PLAY RECAP of an ansible-playbook run: {host: {ok, changed, failed, ...}}."""
     hosts: dict[str, dict[str, int]] = {}
     for line in text.split("PLAY RECAP", 1)[-1].splitlines():
-        m = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
+        m = re.match(r"^(\S+)\s+:\s+(ok=.*)$", line.strip())
         if m:
             hosts[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
     return hosts

@@ -105,6 +105,13 @@ def test_the_site_answers_with_web1_down(platform: Platform) -> None:
     finally:
         podman("start", platform.container(web1))
         wait_for(platform, web1, "systemctl is-active nginx")
+        # Back in the pool once the load balancer's health check says so (rise).
+        wait_for(
+            platform,
+            platform.groups["loadbalancers"][0],
+            f"echo 'show stat' | socat stdio /run/haproxy/admin.sock | cut -d, -f1,2,18"
+            f" | grep -qx 'webservers_https,{platform.ip(web1)},UP'",
+        )
     res = platform.playbook("verify.yml")
     assert res.returncode == 0, res.stdout[-3000:]
 
