@@ -123,7 +123,7 @@ def test_new_commit_on_production_is_deployed_to_every_app_server(platform: Plat
         f"set -e; rm -rf /tmp/w && {git} clone -q -b production /srv/git/ocpizza.git /tmp/w"
         f" && cd /tmp/w && echo '{marker}' > DEPLOY_MARKER && {git} add DEPLOY_MARKER"
         f" && {git} commit -qm 'platform test commit' && {git} push -q origin production"
-        " && chown -R git:git /srv/git"
+        " && chown -R git:git /srv/git/ocpizza.git"
     )
     res = platform.playbook("update.yml", "--tags", "app", log="platform-update-app.log")
     assert res.returncode == 0, output(res)[-3000:]
