@@ -30,8 +30,13 @@ PROJECT_ALL = {
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), **(env or {})}
     return subprocess.run(
-        [str(BIN / args[0]), *args[1:]], cwd=ROOT, env=full_env,
-        capture_output=True, text=True, timeout=120, check=False,
+        [str(BIN / args[0]), *args[1:]],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -44,10 +49,18 @@ def host_vars(inventory: Path | str, host: str) -> dict:
 def write_inventory(where: Path) -> Path:
     where.mkdir(parents=True, exist_ok=True)
     inv = where / "hosts.yml"
-    inv.write_text(yaml.safe_dump({"all": {"children": {
-        group: {"hosts": {f"{group}-1": {"ansible_connection": "local"}}}
-        for group in ("dbservers", "appservers", "webservers")
-    }}}))
+    inv.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "children": {
+                        group: {"hosts": {f"{group}-1": {"ansible_connection": "local"}}}
+                        for group in ("dbservers", "appservers", "webservers")
+                    }
+                }
+            }
+        )
+    )
     return inv
 
 
@@ -82,8 +95,12 @@ def test_group_specific_project_vars(tmp_path):
     (project / "all.yml").write_text("everyone: hello\n")
     inv = write_inventory(tmp_path / "inv")
     env = {"OCPIZZA_GROUP_VARS_DIR": str(project)}
-    db = json.loads(run("ansible-inventory", "-i", str(inv), "--host", "dbservers-1", env=env).stdout)
-    web = json.loads(run("ansible-inventory", "-i", str(inv), "--host", "webservers-1", env=env).stdout)
+    db = json.loads(
+        run("ansible-inventory", "-i", str(inv), "--host", "dbservers-1", env=env).stdout
+    )
+    web = json.loads(
+        run("ansible-inventory", "-i", str(inv), "--host", "webservers-1", env=env).stdout
+    )
     assert db["only_for_db"] == "yes-db" and db["everyone"] == "hello"
     assert "only_for_db" not in web and web["everyone"] == "hello"
 
@@ -91,24 +108,46 @@ def test_group_specific_project_vars(tmp_path):
 def test_a_playbook_under_playbooks_sees_project_vars(tmp_path):
     inv = write_inventory(tmp_path)
     name = ROOT / "playbooks" / f".test-project-vars-{uuid.uuid4().hex}.yml"
-    name.write_text(yaml.safe_dump([{
-        "name": "Show project vars", "hosts": "all", "gather_facts": False,
-        "tasks": [{"name": "Show", "ansible.builtin.debug": {
-            "msg": "port={{ ocpizza_gunicorn_port }} project={{ ocpizza_project }}"}}],
-    }]))
+    name.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Show project vars",
+                    "hosts": "all",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "name": "Show",
+                            "ansible.builtin.debug": {
+                                "msg": "port={{ ocpizza_gunicorn_port }} project={{ ocpizza_project }}"
+                            },
+                        }
+                    ],
+                }
+            ]
+        )
+    )
     try:
         res = run("ansible-playbook", "-i", str(inv), str(name))
     finally:
         name.unlink()
     assert res.returncode == 0, res.stdout + res.stderr
-    expected = f"port={PROJECT_ALL['ocpizza_gunicorn_port']} project={PROJECT_ALL['ocpizza_project']}"
+    expected = (
+        f"port={PROJECT_ALL['ocpizza_gunicorn_port']} project={PROJECT_ALL['ocpizza_project']}"
+    )
     assert res.stdout.count(expected) == 3, res.stdout
 
 
 def test_without_the_plugin_the_vars_would_be_missing(tmp_path):
     """Guards the test itself: Ansible's defaults alone do not load them."""
     inv = write_inventory(tmp_path)
-    res = run("ansible-inventory", "-i", str(inv), "--host", "dbservers-1",
-              env={"ANSIBLE_VARS_ENABLED": "host_group_vars"})
+    res = run(
+        "ansible-inventory",
+        "-i",
+        str(inv),
+        "--host",
+        "dbservers-1",
+        env={"ANSIBLE_VARS_ENABLED": "host_group_vars"},
+    )
     assert res.returncode == 0, res.stderr
     assert "ocpizza_gunicorn_port" not in json.loads(res.stdout)
