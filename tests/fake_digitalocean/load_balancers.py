@@ -168,15 +168,7 @@ class LoadBalancerRoutes:
             return
         meta = self._lb_meta[lb["id"]]
         meta["polls"] += 1
-        config = self.config
-        old_enough = (
-            config.active_after_seconds is not None
-            and time.monotonic() - meta["created"] >= config.active_after_seconds
-        )
-        polled_enough = (
-            config.active_after_polls is not None and meta["polls"] >= config.active_after_polls
-        )
-        if old_enough or polled_enough:
+        if self._activation_due(meta):
             number = next(self._lb_ips)
             lb.update(status="active", ip=f"127.3.{number // 250}.{number % 250 + 2}")
 

@@ -606,6 +606,11 @@ class FakeDigitalOcean(LoadBalancerRoutes):
         if droplet["name"] in self.config.failing_droplet_names:
             self.actions[meta["action_id"]].update(status="errored", completed_at=_now())
             return
+        if self._activation_due(meta):
+            self._activate(droplet)
+
+    def _activation_due(self, meta: dict[str, Any]) -> bool:
+        """Whether a new resource (droplet, load balancer) is old or polled enough to be active."""
         config = self.config
         old_enough = (
             config.active_after_seconds is not None
@@ -614,8 +619,7 @@ class FakeDigitalOcean(LoadBalancerRoutes):
         polled_enough = (
             config.active_after_polls is not None and meta["polls"] >= config.active_after_polls
         )
-        if old_enough or polled_enough:
-            self._activate(droplet)
+        return old_enough or polled_enough
 
     def _list_droplets(self, query: dict[str, list[str]], **_: Any) -> Response:
         droplets = sorted(self.droplets.values(), key=lambda d: d["id"])
