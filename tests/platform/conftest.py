@@ -30,13 +30,15 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = ROOT / "inventories" / "production"
-LOGS = ROOT / ".ansible" / "logs"
 
 PREFIX = os.environ.get("OCPIZZA_PLATFORM_PREFIX", "ocpizza-plat")
 SUBNET = os.environ.get("OCPIZZA_PLATFORM_SUBNET", "10.89.52.0/24")
 HTTP_PORT = os.environ.get("OCPIZZA_PLATFORM_HTTP_PORT", "28080")
 HTTPS_PORT = os.environ.get("OCPIZZA_PLATFORM_HTTPS_PORT", "28443")
 LAB_DIR = Path(os.environ.get("OCPIZZA_PLATFORM_DIR", str(ROOT / ".ansible" / "platform-lab")))
+# Logs of the default run in .ansible/logs; a run under another prefix (a
+# developer's second lab) keeps its own, so two runs never write one log.
+LOGS = ROOT / ".ansible" / "logs" / ("" if PREFIX == "ocpizza-plat" else PREFIX)
 KEEP = os.environ.get("OCPIZZA_PLATFORM_KEEP") == "1"
 REUSE = os.environ.get("OCPIZZA_PLATFORM_REUSE") == "1"
 
