@@ -395,3 +395,11 @@ def platform() -> Iterator[Platform]:
             run_logged(
                 ["ansible-playbook", "playbooks/lab-destroy.yml"], "platform-destroy.log", env
             )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the load check's summary of every operation run under load (tests/platform/loadclient.py)."""
+    import loadclient  # the platform tests' helper, imported only when the run ends
+
+    for test_id, summary in loadclient.RECORDED:
+        terminalreporter.write_line(f"load: {test_id}: {summary}")
