@@ -200,3 +200,32 @@ class OrderLine(models.Model):
     def line_total(self) -> Decimal:
         """quantity x unit price."""
         return self.quantity * (self.unit_price or Decimal(0))
+
+
+class ResourceImport(models.Model):
+    """One import of the starting data (§4.1.5) into this database, by content.
+
+    ``import_resources --once`` writes a row per set of spreadsheets it imports
+    (or adopts) and skips a set already recorded: a new or rebuilt app server
+    never imports the same spreadsheets again over the prices and stock
+    edited since. The unique checksum also serializes importers: a second
+    app server that tries to record the same set waits for the first one's
+    transaction and then finds the set recorded.
+    """
+
+    checksum = models.CharField(max_length=64, unique=True)
+    files = models.TextField(help_text="The imported .xlsx file names, one per line.")
+    imported_at = models.DateTimeField(auto_now_add=True)
+    imported_by = models.CharField(max_length=255, blank=True, help_text="Host that imported.")
+    adopted = models.BooleanField(
+        default=False,
+        help_text=(
+            "Recorded without importing: the data came from an import made before rows were kept."
+        ),
+    )
+
+    class Meta:
+        ordering = ("-imported_at",)
+
+    def __str__(self) -> str:
+        return f"{self.checksum[:12]} ({self.imported_at:%Y-%m-%d %H:%M})"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 import tempfile
 from decimal import Decimal
 from io import StringIO
@@ -11,7 +12,8 @@ from django.core.management.base import CommandError
 from django.test import TestCase
 from openpyxl import Workbook
 
-from shop.models import Ingredient, Pizza, Pizzeria, RecipeLine, Stock
+from shop.management.commands.import_resources import files_checksum
+from shop.models import Ingredient, Pizza, Pizzeria, RecipeLine, ResourceImport, Stock
 
 SAMPLE_DIR = Path(settings.BASE_DIR) / "resources"
 
@@ -187,3 +189,95 @@ class ImportResourcesTests(TestCase):
         second = self.run_import(str(SAMPLE_DIR))
         self.assertIn(" 0 created, 0 updated,", second)
         self.assertTrue(second.rstrip().endswith("No changes."))
+
+
+class ImportOnceTests(TestCase):
+    """``--once``: a set of spreadsheets is imported once per database, and recorded there."""
+
+    def setUp(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self._tmp.cleanup)
+        self.dir = Path(self._tmp.name)
+        write_workbook(self.dir, "data.xlsx", GOOD)
+
+    def run_import(self, *args: str) -> str:
+        out = StringIO()
+        call_command("import_resources", str(self.dir), "--once", *args, stdout=out)
+        return out.getvalue()
+
+    def test_first_import_is_recorded_with_checksum_and_date(self) -> None:
+        output = self.run_import()
+        self.assertIn("total: 7 created", output)
+        self.assertTrue(output.rstrip().endswith("Changes written."))
+        record = ResourceImport.objects.get()
+        self.assertEqual(record.checksum, files_checksum([self.dir / "data.xlsx"]))
+        self.assertEqual(record.files, "data.xlsx")
+        self.assertIsNotNone(record.imported_at)
+        self.assertFalse(record.adopted)
+
+    def test_same_files_are_never_imported_again_over_edits(self) -> None:
+        self.run_import()
+        Pizza.objects.update(price=Decimal("12.00"))
+        Stock.objects.update(quantity=Decimal("3"))
+        output = self.run_import()
+        self.assertIn("Already imported into this database", output)
+        self.assertTrue(output.rstrip().endswith("No changes."))
+        self.assertEqual(Pizza.objects.get().price, Decimal("12.00"))
+        self.assertEqual(Stock.objects.get().quantity, Decimal("3"))
+        self.assertEqual(ResourceImport.objects.count(), 1)
+
+    def test_changed_files_are_imported_and_recorded_again(self) -> None:
+        self.run_import()
+        changed = dict(GOOD)
+        changed["pizzas"] = [GOOD["pizzas"][0], ("Margherita", 11, "", "oui")]
+        write_workbook(self.dir, "data.xlsx", changed)
+        output = self.run_import()
+        self.assertIn("pizzas: 0 created, 1 updated", output)
+        self.assertEqual(Pizza.objects.get().price, Decimal("11.00"))
+        self.assertEqual(ResourceImport.objects.count(), 2)
+
+    def test_refused_import_records_nothing(self) -> None:
+        sheets = dict(GOOD)
+        sheets["stock"] = [GOOD["stock"][0], ("OC Pizza Test", "Dough", "lots")]
+        write_workbook(self.dir, "data.xlsx", sheets)
+        with self.assertRaises(CommandError):
+            self.run_import()
+        self.assertFalse(ResourceImport.objects.exists())
+        self.assertFalse(Pizza.objects.exists())
+
+    def test_dry_run_says_it_would_import_and_records_nothing(self) -> None:
+        output = self.run_import("--dry-run")
+        self.assertIn("Would record the import", output)
+        self.assertIn("Dry run: nothing was written.", output)
+        self.assertFalse(ResourceImport.objects.exists())
+        self.assertFalse(Pizza.objects.exists())
+        self.run_import()
+        self.assertIn("Already imported", self.run_import("--dry-run"))
+
+    def test_adopt_records_an_earlier_import_without_importing(self) -> None:
+        checksum = files_checksum([self.dir / "data.xlsx"])
+        output = self.run_import("--adopt", checksum)
+        self.assertIn("Recorded as imported without importing", output)
+        self.assertFalse(Pizza.objects.exists())
+        self.assertTrue(ResourceImport.objects.get().adopted)
+        self.assertIn("Already imported", self.run_import())
+
+    def test_adopt_with_another_checksum_imports(self) -> None:
+        output = self.run_import("--adopt", "0" * 64)
+        self.assertIn("total: 7 created", output)
+        self.assertFalse(ResourceImport.objects.get().adopted)
+
+    def test_checksum_is_the_shell_pipeline_of_role_app(self) -> None:
+        write_workbook(self.dir, "b.xlsx", {"ingredients": GOOD["ingredients"]})
+        files = [self.dir / "data.xlsx", self.dir / "b.xlsx"]
+        shell = subprocess.run(
+            "find . -maxdepth 1 -type f -name '*.xlsx' -print0 | sort -z"
+            " | xargs -0 -r sha256sum | sha256sum | cut -c1-64",
+            shell=True,
+            cwd=self.dir,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"},
+        )
+        self.assertEqual(files_checksum(files), shell.stdout.strip())
