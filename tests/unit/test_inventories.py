@@ -1,6 +1,6 @@
 """The inventories that deploy: inventories/production and inventories/staging.
 
-Static checks (every variable of playbooks/_preflight.yml's list is set by both
+Static checks (every variable of roles/preflight/vars/main.yml's list is set by both
 inventories, the vault template holds exactly the vault_* variables the roles
 read, staging verifies its own site, CI passes every secret staging reads),
 real runs of the preflight on copies of the production inventory (one
@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 PRODUCTION = REPO / "inventories" / "production"
 STAGING = REPO / "inventories" / "staging"
 PREFLIGHT = REPO / "playbooks" / "_preflight.yml"
+PREFLIGHT_VARS = REPO / "roles" / "preflight" / "vars" / "main.yml"
 WORKFLOW = REPO / ".github" / "workflows" / "staging.yml"
 VAULT_NAME = re.compile(r"\bvault_[a-z0-9_]*[a-z0-9]\b")
 ENV_LOOKUP = re.compile(r"lookup\('ansible\.builtin\.env', '([A-Z][A-Z0-9_]*)'\)")
@@ -42,20 +43,19 @@ def load(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
-def preflight_play() -> dict[str, Any]:
-    """The preflight's one play."""
-    (play,) = load(PREFLIGHT)
-    return play
+def preflight_vars() -> dict[str, Any]:
+    """The preflight role's vars: its list and its placeholder pattern."""
+    return load(PREFLIGHT_VARS)
 
 
 def required() -> list[dict[str, Any]]:
     """THE list of what a deployment must set (the preflight's vars)."""
-    return preflight_play()["vars"]["preflight_required"]
+    return preflight_vars()["preflight_required"]
 
 
 def placeholder() -> re.Pattern[str]:
     """The preflight's placeholder pattern, as Python compiles it."""
-    return re.compile(preflight_play()["vars"]["preflight_placeholder"].strip())
+    return re.compile(preflight_vars()["preflight_placeholder"].strip())
 
 
 def group_vars(inventory: Path) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def vault_names_read() -> set[str]:
     ]
     names: set[str] = set()
     for path in files:
-        if path.is_file() and path != PREFLIGHT:
+        if path.is_file() and path not in (PREFLIGHT, PREFLIGHT_VARS):
             names |= set(VAULT_NAME.findall(path.read_text()))
     return names
 
@@ -321,7 +321,7 @@ def test_preflight_passes_a_filled_inventory_and_names_a_removed_variable(tmp_pa
         tmp_path,
     )
     assert rc == 0, out
-    assert "ok=2" in out  # the variables, then the starting data
+    assert "ok=3" in out  # the role's arguments, the variables, then the starting data
     for drop, (rc, out) in zip(drops, without, strict=True):
         assert rc != 0, f"the preflight passed without {drop}"
         assert f"- {drop} is missing on" in out, out[-2000:]
