@@ -5,10 +5,12 @@ import tempfile
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
+from unittest import mock
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.models import QuerySet
 from django.test import TestCase
 from openpyxl import Workbook
 
@@ -253,6 +255,26 @@ class ImportOnceTests(TestCase):
         self.assertFalse(Pizza.objects.exists())
         self.run_import()
         self.assertIn("Already imported", self.run_import("--dry-run"))
+
+    def test_importer_that_records_second_skips(self) -> None:
+        # Another app server recorded the same files between this one's lookup
+        # and its insert: the unique checksum stops this one, which imports nothing.
+        ResourceImport.objects.create(
+            checksum=files_checksum([self.dir / "data.xlsx"]), files="data.xlsx", imported_by="app9"
+        )
+        real_first = QuerySet.first
+        lookups: list[int] = []
+
+        def first_misses_once(queryset: QuerySet) -> object:
+            lookups.append(1)
+            return None if len(lookups) == 1 else real_first(queryset)
+
+        with mock.patch.object(QuerySet, "first", first_misses_once):
+            output = self.run_import()
+        self.assertIn("by app9", output)
+        self.assertTrue(output.rstrip().endswith("No changes."))
+        self.assertFalse(Pizza.objects.exists())
+        self.assertEqual(ResourceImport.objects.count(), 1)
 
     def test_adopt_records_an_earlier_import_without_importing(self) -> None:
         checksum = files_checksum([self.dir / "data.xlsx"])
