@@ -13,9 +13,8 @@ description:
     the droplets of each group (database, application and web servers).
   - Idempotent. Every resource is identified by its name and tags and created only when it
     is missing, so a second run changes nothing, and a run that follows an interrupted one
-    finishes the job instead of creating a second droplet. Two droplets that share a name in
-    the environment stop the module; it never creates a duplicate and never guesses which
-    one to delete.
+    finishes the job instead of creating a second droplet. Two droplets sharing a name stop
+    the module: it never creates a duplicate, never guesses which one to delete.
   - Droplets are named C(<project>-<environment>-<prefix><n>) and carry the tags
     C(<project>), C(env:<environment>), C(group:<group>) and C(<project>-<environment>-<group>).
     The inventory plugin C(ocpizza_digitalocean) reads the same tags.
@@ -25,8 +24,6 @@ description:
     returns their public and private (VPC) addresses.
   - In check mode the module reads the account and returns the plan (what would be created,
     changed or destroyed) and the monthly cost computed from the sizes' prices.
-  - Requests have a timeout; rate limits (HTTP 429) and transient errors of requests that are
-    safe to repeat are retried with backoff.
   - With O(load_balancer), the environment also has a DigitalOcean Load Balancer in front of
     one group's droplets; see O(load_balancer).
   - With O(state=absent) the module deletes the environment's droplets, load balancer,
@@ -331,10 +328,9 @@ attributes:
   diff_mode:
     support: none
 notes:
-  - The module runs on the control node (C(hosts=localhost)); it talks only to the API.
-  - python-digitalocean is used for every call, with a timeout, retries and status-aware
-    errors added by the package C(module_utils/ocpizza_digitalocean/), which holds all the
-    module's logic.
+  - Every call goes through python-digitalocean, with a timeout, retries of rate limits and
+    transient errors (backoff) and status-aware errors added by the package
+    C(module_utils/ocpizza_digitalocean/), which holds all the module's logic.
 seealso:
   - name: DigitalOcean API reference
     description: The API this module calls.
