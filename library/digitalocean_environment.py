@@ -14,7 +14,7 @@ description:
   - Idempotent. Every resource is identified by its name and tags and created only when it
     is missing, so a second run changes nothing, and a run that follows an interrupted one
     finishes the job instead of creating a second droplet. Two droplets sharing a name stop
-    the module: it never creates a duplicate, never guesses which one to delete.
+    the module; it never creates a duplicate, never guesses which one to delete.
   - Droplets are named C(<project>-<environment>-<prefix><n>) and carry the tags
     C(<project>), C(env:<environment>), C(group:<group>) and C(<project>-<environment>-<group>).
     The inventory plugin C(ocpizza_digitalocean) reads the same tags.
