@@ -5,12 +5,15 @@
 #   scripts/test-all.sh           what CI runs (make test, <= 40 min on 2 cores)
 #   scripts/test-all.sh --full    plus what is too slow for CI (make test-full):
 #                                 the platform run again on Debian 13, the
-#                                 lab switch between Debian 12 and 13
+#                                 lab switch between Debian 12 and 13, and the
+#                                 tests marked `full` (OCPIZZA_FULL=1)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PWD/.venv/bin:$PATH
 full=false
 [[ ${1:-} == --full ]] && full=true
+# Tests marked `full` (pytest) run only here: too slow for make test's budget.
+if $full; then export OCPIZZA_FULL=1; fi
 
 bash scripts/setup.sh || { echo "test: setup failed"; echo "0 passed, 1 failed"; exit 1; }
 # From here on, the apt cache's hits and misses are this run's (printed at the end).
