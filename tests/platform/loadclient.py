@@ -78,7 +78,11 @@ def _test_id() -> str:
 
 
 def command(
-    platform: Platform, clients: int, max_seconds: float, paths: Sequence[str]
+    platform: Platform,
+    clients: int,
+    max_seconds: float,
+    paths: Sequence[str],
+    timeout: float = 10,
 ) -> list[str]:
     """The loadcheck command line against the platform's load balancer."""
     site = urlsplit(platform.site)
@@ -95,6 +99,8 @@ def command(
         str(clients),
         "--duration",
         str(max_seconds),
+        "--timeout",
+        str(timeout),
         "--max-failures",
         "5000",
     ]
@@ -109,9 +115,14 @@ def under_load(
     clients: int = 4,
     max_seconds: float = 300,
     paths: Sequence[str] = ("/", "/healthz"),
+    timeout: float = 10,
 ) -> Iterator[Load]:
-    """Send load at the site for the duration of the ``with`` block (at most ``max_seconds``)."""
-    load = Load(command=command(platform, clients, max_seconds, paths))
+    """Send load at the site for the duration of the ``with`` block (at most ``max_seconds``).
+
+    ``timeout`` is each request's limit in seconds: 10 by default, since the
+    platform run shares two cores with the operation under test.
+    """
+    load = Load(command=command(platform, clients, max_seconds, paths, timeout))
     proc = subprocess.Popen(
         load.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
     )
