@@ -1,4 +1,8 @@
-"""The runbook (operations document §5, §6) on the production shape, as an operator runs it."""
+"""The runbook (operations document §5, §6) on the production shape, as an operator runs it.
+
+The rolling system update (§6.1, update.yml --tags system) has its own module:
+test_65_system_update.py.
+"""
 
 from __future__ import annotations
 
@@ -72,41 +76,6 @@ def test_unknown_component_is_refused_before_anything(platform: Platform, name: 
     # Refused before any host was touched: no service was driven or read.
     assert not re.search(r": (mysql|gunicorn|nginx) is ", output(res))
     assert platform.curl("/")[0] == "200"
-
-
-def test_update_system_checks_each_host_with_its_roles_checks(platform: Platform) -> None:
-    res = platform.playbook("update.yml", "--tags", "system", log="platform-update-system.log")
-    assert res.returncode == 0, output(res)[-3000:]
-    text = output(res)
-    for group, role in (
-        ("dbservers", "mysql"),
-        ("appservers", "gunicorn"),
-        ("webservers", "nginx"),
-    ):
-        for host in platform.groups[group]:
-            assert re.search(rf"included: {role} for [^ ]*{re.escape(host)}", text), (role, host)
-    assert platform.curl("/")[0] == "200"
-
-
-def test_update_system_stops_at_a_host_whose_service_does_not_come_back(platform: Platform) -> None:
-    app1 = platform.groups["appservers"][0]
-    res = platform.playbook("stop.yml", "-e", "component=gunicorn", "--limit", app1)
-    assert res.returncode == 0, output(res)[-2000:]
-    try:
-        res = platform.playbook(
-            "update.yml", "--tags", "system", "-e", "system_update_check_timeout=10"
-        )
-        text = output(res)
-        assert res.returncode != 0
-        assert f"{app1}, 10 s after its update: gunicorn under supervisor on {app1}" in text
-        # One host at a time: no web server, after the app servers, is touched.
-        after = text.split("PLAY RECAP", 1)[1]
-        for web in platform.groups["webservers"]:
-            assert web not in after
-    finally:
-        res = platform.playbook("start.yml", "-e", "component=gunicorn")
-    assert res.returncode == 0, output(res)[-2000:]
-    site_back(platform)
 
 
 def test_new_commit_on_production_is_deployed_to_every_app_server(platform: Platform) -> None:
