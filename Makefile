@@ -78,6 +78,13 @@ verify: toolchain ## Check the site, admin, healthz, gunicorn and MySQL (playboo
 deploy: toolchain ## Deploy the app's production branch (playbooks/deploy.yml)
 	@$(RUNBOOK) playbooks/deploy.yml
 
+# Release of make rollback: an id of the release list (empty: the previous
+# good release); ANSIBLE_ARGS="-e allow_bad_release=true" lands on a bad one.
+RELEASE ?=
+.PHONY: rollback
+rollback: toolchain ## Back to the previous good release, or RELEASE=<id> (playbooks/rollback.yml)
+	@$(RUNBOOK) playbooks/rollback.yml $(if $(RELEASE),-e release=$(RELEASE))
+
 update-system: toolchain ## apt update + upgrade, one host at a time (update.yml --tags system)
 	@$(RUNBOOK) playbooks/update.yml --tags system
 
