@@ -192,7 +192,7 @@ def test_new_app_server_joins_under_load_without_importing_again(scale: ScaleOut
     assert imports != "0", "the first converge recorded no import of the starting data"
 
     started = time.monotonic()
-    with under_load(platform, clients=4, max_seconds=1200) as load:
+    with under_load(platform, clients=4, max_seconds=3000) as load:
         scale.joined = True
         built = scale.site(scale.with_app, "--limit", f"dbservers,{app}", log="scale-out-app-1.log")
         scale.site(scale.with_app, "--limit", "webservers", log="scale-out-app-2.log")
@@ -219,7 +219,7 @@ def test_new_web_server_joins_under_load_with_the_live_static_files(scale: Scale
     hook = ROOT / "playbooks" / "site.yml"
     hooked = "tasks_from: current" in hook.read_text()
     started = time.monotonic()
-    with under_load(platform, clients=4, max_seconds=1200, paths=("/", "/healthz", static)) as load:
+    with under_load(platform, clients=4, max_seconds=3000, paths=("/", "/healthz", static)) as load:
         scale.site(scale.with_both, "--limit", web, log="scale-out-web-1.log")
         if not hooked:
             play = platform.lab_dir / "scale-out-static.yml"
@@ -249,7 +249,7 @@ def test_new_servers_leave_service_under_load_and_are_destroyed(scale: ScaleOut)
     """Out of the LB and the upstreams, then out of their peers' settings: 0 failed; destroyed."""
     platform = scale.platform
     started = time.monotonic()
-    with under_load(platform, clients=4, max_seconds=900) as load:
+    with under_load(platform, clients=4, max_seconds=2400) as load:
         leave(scale)
     print(f"leave: {time.monotonic() - started:.0f} s, load {load.summary()}")
     assert load.report["failed"] == 0, load.failures_text()
