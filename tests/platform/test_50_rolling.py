@@ -264,10 +264,6 @@ def test_restart_gunicorn_host_by_host_under_load(platform: Platform) -> None:
         assert " down;" not in platform.host(web).file(UPSTREAM).content_string, web
 
 
-# Not yet run to its end on a lab in this session (its check-mode run passed, and
-# the web drain it relies on passed under load with 0 failed): make test-full only
-# until it has.
-@pytest.mark.full
 def test_restart_nginx_host_by_host_under_load(platform: Platform) -> None:
     restart_under_load(platform, "nginx", "webservers", "cat /run/nginx.pid")
     for web in platform.groups["webservers"]:
