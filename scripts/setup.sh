@@ -8,6 +8,7 @@
 #      and apt-cacher-ng running for the lab's containers (OCPIZZA_APT_CACHE=off skips it)
 #   2-3. the control-node toolchain: scripts/toolchain.sh (.venv, collections)
 #   4. the lab base images (Debian 12 and 13), rebuilt only when their recipe changes
+#   (and, as root, the inotify instances the lab's systemd containers need)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -99,6 +100,20 @@ else
         say "apt cache (apt-cacher-ng) started on 3142 for ${apt_cache_clients// /, }"
     else
         say "apt cache (apt-cacher-ng) running on 3142"
+    fi
+fi
+
+# Each lab or test host is a container running systemd, which takes several
+# inotify instances; the kernel's default of 128 per user runs out with a few
+# dozen of them ("Too many open files" in a container's systemd, which then
+# never finishes booting). Raised for the running kernel only, never lowered.
+inotify_instances=${OCPIZZA_INOTIFY_INSTANCES:-1024}
+if (($(sysctl -n fs.inotify.max_user_instances) < inotify_instances)); then
+    if [[ $EUID -eq 0 ]]; then
+        sysctl -qw fs.inotify.max_user_instances="$inotify_instances"
+        say "inotify instances per user raised to $inotify_instances (for the lab's systemd containers)"
+    else
+        echo "setup: fs.inotify.max_user_instances is below $inotify_instances; run make setup as root to raise it" >&2
     fi
 fi
 
