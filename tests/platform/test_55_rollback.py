@@ -21,6 +21,11 @@ import pytest
 from conftest import Platform, output, recap
 from loadclient import Load, under_load
 
+# make test-full only this session: its deploy and rollback under load were measured
+# only on a machine loaded by seven labs (about 20 min); the module moves into make
+# test once its quiet-machine time is known to fit the budget.
+pytestmark = pytest.mark.full
+
 APP_ROOT = "/srv/ocpizza"
 BAD_DIR = f"{APP_ROOT}/shared/bad-releases"
 REPO = "/srv/git/ocpizza.git"

@@ -32,7 +32,7 @@ VAULT_NAME = re.compile(r"\bvault_[a-z0-9_]*[a-z0-9]\b")
 ENV_LOOKUP = re.compile(r"lookup\('ansible\.builtin\.env', '([A-Z][A-Z0-9_]*)'\)")
 RUNBOOK_TARGETS = (
     "site verify deploy update-system update-app start stop restart status "
-    "backup backups restore provision deprovision"
+    "rollback backup backups restore rotate-secrets provision deprovision"
 ).split()
 # Hosts the DigitalOcean inventory plugin fills in (staging has no hosts file).
 PLUGIN_HOST_VARS = {"ansible_host", "ocpizza_private_ip"}
