@@ -137,10 +137,10 @@ def test_failed_migration_leaves_the_previous_release_serving(app, serving):
         "def fail(apps, schema_editor):\n"
         '    raise RuntimeError("migration broken on purpose")\n\n\n'
         "class Migration(migrations.Migration):\n"
-        '    dependencies = [("shop", "0001_initial")]\n'
+        '    dependencies = [("shop", "0002_resourceimport")]\n'
         "    operations = [migrations.RunPython(fail)]\n"
     )
-    push([{"path": "shop/migrations/0002_broken.py", "content": broken}], "Broken migration")
+    push([{"path": "shop/migrations/0099_broken.py", "content": broken}], "Broken migration")
     run = deploy("deploy-broken-migration")
     assert run.rc != 0
     assert "migration broken on purpose" in run.output
@@ -151,7 +151,7 @@ def test_failed_migration_leaves_the_previous_release_serving(app, serving):
     assert healthz()["release"] == before
     code = (
         "from django.db.migrations.recorder import MigrationRecorder as R; "
-        "print(R.Migration.objects.filter(app='shop', name='0002_broken').exists())"
+        "print(R.Migration.objects.filter(app='shop', name='0099_broken').exists())"
     )
     assert django_eval(app, code) == "False"
 
@@ -173,7 +173,7 @@ def test_failing_healthz_after_the_switch_switches_back(app, serving):
     )
     push(
         [
-            {"path": "shop/migrations/0002_broken.py", "state": "absent"},
+            {"path": "shop/migrations/0099_broken.py", "state": "absent"},
             {"path": "shop/broken.py", "content": middleware},
             {"path": "ocpizza/settings/production.py", "content": settings},
         ],
