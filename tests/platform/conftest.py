@@ -232,6 +232,14 @@ class Platform:
     def container(self, name: str) -> str:
         return self.containers[name]
 
+    def served(self, group: str, log: str, marker: str) -> dict[str, int]:
+        """How many lines of ``log`` hold ``marker``, on each host of ``group``."""
+        counts = {}
+        for host in self.groups[group]:
+            res = self.host(host).run(f"grep -c -- '{marker}' {log} || true")
+            counts[host] = int(res.stdout.strip() or 0)
+        return counts
+
 
 def _lab_groups(lab_inventory: dict) -> dict[str, list[tuple[str, str]]]:
     """{group: [(container name, address)]} of the lab inventory playbooks/lab.yml wrote."""

@@ -65,15 +65,6 @@ def drain(platform: Platform, playbook: Path, target: str, kind: str, state: str
     return res.stdout
 
 
-def served(platform: Platform, group: str, log: str, marker: str) -> dict[str, int]:
-    """How many lines of ``log`` hold ``marker``, on each host of ``group``."""
-    counts = {}
-    for host in platform.groups[group]:
-        res = platform.host(host).run(f"grep -c -- '{marker}' {log} || true")
-        counts[host] = int(res.stdout.strip() or 0)
-    return counts
-
-
 def send(platform: Platform, marker: str, count: int = 16) -> None:
     """``count`` GETs of /healthz?<marker>-<n> through the load balancer, each answered 200."""
     for i in range(count):
@@ -133,12 +124,12 @@ def test_a_drained_app_server_gets_no_request(platform: Platform, put_back: Path
         text = drain(platform, put_back, app1, "app", "out")
         marker = f"drain-app-{uuid.uuid4().hex[:10]}"
         send(platform, marker)
-        out_counts = served(platform, "appservers", GUNICORN_LOG, marker)
+        out_counts = platform.served("appservers", GUNICORN_LOG, marker)
         upstreams = {w: marked_down(platform, w, app1) for w in platform.groups["webservers"]}
         drain(platform, put_back, app1, "app", "in")
         marker_in = f"undrain-app-{uuid.uuid4().hex[:10]}"
         send(platform, marker_in, 24)
-        in_counts = served(platform, "appservers", GUNICORN_LOG, marker_in)
+        in_counts = platform.served("appservers", GUNICORN_LOG, marker_in)
     assert load.report["failed"] == 0, load.failures_text()
     print(f"drain app under load: {load.summary()}")
     # Out: every web server's upstream marks it down, and it served none of the requests.
@@ -173,12 +164,12 @@ def test_a_drained_web_server_gets_no_request(platform: Platform, put_back: Path
         status_out = haproxy_status(platform, address)
         marker = f"drain-web-{uuid.uuid4().hex[:10]}"
         send(platform, marker)
-        out_counts = served(platform, "webservers", NGINX_LOG, marker)
+        out_counts = platform.served("webservers", NGINX_LOG, marker)
         drain(platform, put_back, web1, "web", "in")
         status_in = haproxy_status(platform, address)
         marker_in = f"undrain-web-{uuid.uuid4().hex[:10]}"
         send(platform, marker_in, 24)
-        in_counts = served(platform, "webservers", NGINX_LOG, marker_in)
+        in_counts = platform.served("webservers", NGINX_LOG, marker_in)
     assert load.report["failed"] == 0, load.failures_text()
     print(f"drain web under load: {load.summary()}; out in {out_seconds:.0f} s")
     assert status_out.startswith("DOWN"), status_out

@@ -116,15 +116,6 @@ def put_back(platform: Platform, tmp_path: Path) -> None:
     assert res.returncode == 0, output(res)[-3000:]
 
 
-def served_by(platform: Platform, group: str, log: str, marker: str) -> dict[str, int]:
-    """How many lines holding ``marker`` each host of ``group`` has in ``log``."""
-    counts = {}
-    for host in platform.groups[group]:
-        res = platform.host(host).run(f"grep -c -- '{marker}' {log} || true")
-        counts[host] = int(res.stdout.strip() or 0)
-    return counts
-
-
 def upgraded_at(text: str, host: str) -> int:
     """Where the run reports the host's upgrade ("<host>: 3 upgraded, ..." or "nothing to upgrade")."""
     found = re.search(rf"{re.escape(host)}: ([0-9]+ upgraded|nothing to upgrade)", text)
@@ -219,7 +210,7 @@ def test_update_system_with_reboots_under_load(platform: Platform, tmp_path: Pat
         ("webservers", "/var/log/nginx/access.log"),
         ("appservers", "/var/log/ocpizza/gunicorn.log"),
     ):
-        counts = served_by(platform, group, log, marker)
+        counts = platform.served(group, log, marker)
         assert all(counts.values()), f"{group} after the update: requests per host {counts}"
 
 
