@@ -70,6 +70,8 @@ class Options:
     cacert: str | None
     resolve: dict[tuple[str, int], str]
     max_failures: int = 1000
+    # Requests per second per client (0: back to back).
+    rate: float = 0.0
 
     def address(self) -> str:
         """The address connections go to (``--resolve`` applied)."""
@@ -258,9 +260,16 @@ def _worker(
     stop: threading.Event,
     deadline: float,
 ) -> None:
-    """One client: requests back to back, cycling through the paths, until the stop."""
+    """One client: requests back to back (or ``opts.rate`` a second), cycling through
+    the paths, until the stop."""
     n = index
+    interval = 1.0 / opts.rate if opts.rate > 0 else 0.0
+    # Clients spread over the first interval, so that paced requests do not come in bursts.
+    next_start = time.monotonic() + interval * index / max(opts.clients, 1)
     while not stop.is_set():
+        if interval and stop.wait(max(0.0, next_start - time.monotonic())):
+            return
+        next_start = max(next_start + interval, time.monotonic())
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return
@@ -344,6 +353,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--timeout", type=float, default=5.0, help="per-request timeout in seconds (default 5)"
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="requests per second per client (default 0: back to back)",
+    )
     parser.add_argument("--cacert", help="CA bundle the site's certificate is verified against")
     parser.add_argument(
         "--resolve", action="append", default=[], help="host:port:address, like curl's"
@@ -367,6 +382,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         parser.error("--duration must be between 0 and 3600 seconds")
     if ns.timeout <= 0:
         parser.error("--timeout must be positive")
+    if not 0 <= ns.rate <= 1000:
+        parser.error("--rate must be between 0 (back to back) and 1000 requests per second")
     paths = tuple(ns.paths or ["/"])
     bad = [p for p in paths if not p.startswith("/")]
     if bad:
@@ -385,6 +402,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         cacert=ns.cacert,
         resolve=resolve,
         max_failures=max(0, ns.max_failures),
+        rate=ns.rate,
     )
     if not is_loopback(opts.address()):
         parser.error(

@@ -39,6 +39,15 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 LOADCHECK = ROOT / "scripts" / "loadcheck.py"
 
+# Each client's requests per second. Paced, not back to back: the load check,
+# the lab's servers and the operation under test share the control node's two
+# cores, and clients sending back to back starve the operation and the servers
+# until requests time out on the machine, not on the site. Four clients at 10/s
+# (40 requests a second, each on a new TLS connection) still put several
+# requests a second on every host of the load path, so that a host that drops
+# requests for even a fraction of a second during a switch is seen.
+RATE = float(os.environ.get("OCPIZZA_LOAD_RATE", "10"))
+
 # (test id, summary) of every run under load of this session, in order.
 RECORDED: list[tuple[str, str]] = []
 
@@ -83,6 +92,7 @@ def command(
     max_seconds: float,
     paths: Sequence[str],
     timeout: float = 10,
+    rate: float = 0,
 ) -> list[str]:
     """The loadcheck command line against the platform's load balancer."""
     site = urlsplit(platform.site)
@@ -103,6 +113,8 @@ def command(
         str(timeout),
         "--max-failures",
         "5000",
+        "--rate",
+        str(rate),
     ]
     for path in paths:
         cmd += ["--path", path]
@@ -116,13 +128,15 @@ def under_load(
     max_seconds: float = 300,
     paths: Sequence[str] = ("/", "/healthz"),
     timeout: float = 10,
+    rate: float = RATE,
 ) -> Iterator[Load]:
     """Send load at the site for the duration of the ``with`` block (at most ``max_seconds``).
 
     ``timeout`` is each request's limit in seconds: 10 by default, since the
-    platform run shares two cores with the operation under test.
+    platform run shares two cores with the operation under test. ``rate`` is
+    each client's requests per second (:data:`RATE`; 0: back to back).
     """
-    load = Load(command=command(platform, clients, max_seconds, paths, timeout))
+    load = Load(command=command(platform, clients, max_seconds, paths, timeout, rate))
     proc = subprocess.Popen(
         load.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
     )

@@ -212,6 +212,26 @@ def test_counts_every_request_and_reports_no_failure_when_all_answer(site):
     assert report["stopped_by"] == "duration"
 
 
+def test_paces_each_client_at_the_rate_given(site):
+    port, ca = site
+    code, report, _ = loadcheck(port, ca, "--clients", "2", "--duration", "2", "--rate", "5")
+    assert code == 0 and report["failed"] == 0
+    # 2 clients x 5 requests/s x 2 s = 20, give or take the first and the last.
+    assert 16 <= report["requests"] <= 22, report["requests"]
+
+
+@pytest.mark.parametrize("rate", ["-1", "1001"])
+def test_refuses_a_rate_out_of_range(rate):
+    res = subprocess.run(
+        [sys.executable, str(LOADCHECK), "https://localhost", "--rate", rate],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert res.returncode == 2 and "--rate must be between" in res.stderr
+
+
 def test_sorts_failures_by_kind(site):
     port, ca = site
     code, report, _ = loadcheck(
