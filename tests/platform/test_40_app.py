@@ -432,17 +432,43 @@ def test_a_change_of_gunicorn_settings_restarts_it(
     res = small_gunicorn["run"]
     assert res.returncode == 0, output(res)[-3000:]
     # The program's definition changed too (log size, startsecs): `supervisorctl
-    # update` restarts it, and the handler "Restart gunicorn" then has nothing to do.
+    # update` restarts it, and the handler "Reload gunicorn" then has nothing to do.
     restarted = set()
     for section in res.stdout.split("RUNNING HANDLER [gunicorn : ")[1:]:
-        if section.startswith(("Restart gunicorn]", "Apply the supervisor program]")):
+        if section.startswith("Apply the supervisor program]"):
             body = section.split("TASK [", 1)[0].split("PLAY RECAP", 1)[0]
             restarted |= set(re.findall(r"^changed: \[([^\]]+)\]", body, re.M))
     for app in apps(platform):
         host = platform.host(app)
-        assert app in restarted, f"{app}: no restart of gunicorn after a change of its settings"
+        assert app in restarted, f"{app}: no restart of gunicorn after a change of its program"
         assert "max_requests = 999" in sh(host, f"cat {CONF_HOME}/gunicorn.conf.py"), app
         assert wait_serving(platform, app) != small_gunicorn["before"][app], app
+
+
+def test_a_change_of_gunicorn_conf_alone_reloads_it_gracefully(
+    platform: Platform, small_gunicorn: dict[str, Any]
+) -> None:
+    """Only gunicorn.conf.py changes (the program does not): a HUP, the same master,
+    new workers with the new settings; no restart (it would refuse connections)."""
+    masters = {app: wait_serving(platform, app) for app in apps(platform)}
+    workers = {
+        app: set(sh(platform.host(app), f"pgrep -P {masters[app]}").split()) for app in masters
+    }
+    res = run_playbook(
+        platform,
+        "gunicorn.yml",
+        "gunicorn-conf-only",
+        {**SMALL_GUNICORN, "gunicorn_max_requests": 998},
+    )
+    assert res.returncode == 0, output(res)[-3000:]
+    text = output(res)
+    assert "Reload gunicorn gracefully for its new settings" in text, text[-3000:]
+    for app in apps(platform):
+        host = platform.host(app)
+        assert "max_requests = 998" in sh(host, f"cat {CONF_HOME}/gunicorn.conf.py"), app
+        assert wait_serving(platform, app) == masters[app], f"{app}: gunicorn was restarted"
+        now = set(sh(host, f"pgrep -P {masters[app]}").split())
+        assert now and not now & workers[app], f"{app}: the old workers still run"
 
 
 def test_supervisorctl_stop_and_start_gunicorn(

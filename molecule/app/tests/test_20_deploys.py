@@ -257,15 +257,18 @@ def test_zip_source_deploy(app, serving, tmp_path):
     assert 'id="build"' not in http_get("/", proxied=True).body
 
 
-def test_a_change_of_gunicorn_settings_restarts_it(app, serving):
+def test_a_change_of_gunicorn_settings_reloads_it_gracefully(app, serving):
     pid = serving
+    workers = set(sh(app, f"pgrep -P {pid}").split())
     run = ansible_playbook(
         "gunicorn.yml", {"gunicorn_max_requests": 999}, log_name="gunicorn-change"
     )
     assert run.rc == 0, run.output[-3000:]
-    assert "RUNNING HANDLER [gunicorn : Restart gunicorn]" in run.output
+    assert "Reload gunicorn gracefully for its new settings" in run.output
     assert "max_requests = 999" in sh(app, "cat /etc/ocpizza/gunicorn.conf.py")
-    assert gunicorn_pid(app) != pid
+    # Same master (a HUP, no restart), new workers.
+    assert gunicorn_pid(app) == pid
+    assert not set(sh(app, f"pgrep -P {pid}").split()) & workers
     assert healthz()["release"] == live_release(app)
 
 
