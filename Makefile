@@ -115,7 +115,8 @@ bench: setup ## Backup/restore benchmark on a 500 MB database (not part of make 
 clean: ## Remove caches (not the lab, not .venv)
 	rm -rf .ansible/facts .ansible/tmp .pytest_cache .ruff_cache
 
-# Secret of make rotate-secrets: db_app_password, secret_key or deploy_key.
+# Secret of make rotate-secrets: db_app_password, secret_key or deploy_key, or
+# several comma-separated (SECRET=db_app_password,secret_key,deploy_key).
 .PHONY: rotate-secrets
 rotate-secrets: toolchain ## Roll a secret out from the vault: make rotate-secrets SECRET=db_app_password|secret_key|deploy_key
 	@$(RUNBOOK) playbooks/rotate-secrets.yml -e secret=$(SECRET)

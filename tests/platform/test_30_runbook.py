@@ -78,25 +78,27 @@ def test_unknown_component_is_refused_before_anything(platform: Platform, name: 
     assert platform.curl("/")[0] == "200"
 
 
-def test_new_commit_on_production_is_deployed_to_every_app_server(platform: Platform) -> None:
-    before = healthz(platform)["release"]
-    forge = platform.host(platform.groups["forge"][0])
-    marker = f"platform-test-{int(time.time())}"
-    git = "git -c user.name=t -c user.email=t@t"
-    forge.check_output(
-        # root works in repositories the git user owns, as an admin would.
-        "git config --global --get-all safe.directory | grep -qx '[*]'"
-        " || git config --global --add safe.directory '*'"
-    )
-    forge.check_output(
-        f"set -e; rm -rf /tmp/w && {git} clone -q -b production /srv/git/ocpizza.git /tmp/w"
-        f" && cd /tmp/w && echo '{marker}' > DEPLOY_MARKER && {git} add DEPLOY_MARKER"
-        f" && {git} commit -qm 'platform test commit' && {git} push -q origin production"
-        " && chown -R git:git /srv/git/ocpizza.git"
-    )
-    res = platform.playbook("update.yml", "--tags", "app", log="platform-update-app.log")
-    assert res.returncode == 0, output(res)[-3000:]
-    assert healthz(platform)["release"] != before
-    for app in platform.groups["appservers"]:
-        current = platform.host(app).file("/srv/ocpizza/current/DEPLOY_MARKER")
-        assert current.content_string.strip() == marker, app
+def listed_plays(text: str) -> list[tuple[str, list[str], str]]:
+    """(play name, its task names, its tags) of an ``ansible-playbook --list-tasks`` output."""
+    plays = []
+    for chunk in text.split("\n  play #")[1:]:
+        head, _, body = chunk.partition("\n")
+        name, _, tags = head.split(": ", 1)[1].rpartition("\tTAGS: ")
+        tasks = [
+            line.strip().rpartition("\tTAGS: ")[0] for line in body.splitlines()[1:] if line.strip()
+        ]
+        plays.append((name, tasks, tags))
+    return plays
+
+
+def test_update_app_is_the_deploy(platform: Platform) -> None:
+    """§6.2 ``update.yml --tags app`` runs deploy.yml's plays and tasks (the deploy itself
+    runs under load in test_50_rolling.py)."""
+    listed = {}
+    for name, extra in (("update.yml", ("--tags", "app")), ("deploy.yml", ())):
+        res = platform.playbook(name, *extra, "--list-tasks", timeout=300)
+        assert res.returncode == 0, output(res)[-3000:]
+        listed[name] = listed_plays(res.stdout)
+    deploy = [(name, tasks) for name, tasks, _ in listed["deploy.yml"]]
+    update_app = [(name, tasks) for name, tasks, tags in listed["update.yml"] if "app" in tags]
+    assert deploy and update_app == deploy, listed

@@ -1,17 +1,20 @@
 """Secret rotation (issue 13, operation 5) on the HA lab, under load.
 
-``playbooks/rotate-secrets.yml -e secret=<name>`` rolls out the vault's value
-of one secret while the load check counts failed requests (0 allowed). A test
-"edits the vault" with an extra-vars file (``-e @file``, above the generated
-vault), then rotates back with the vault as it is, so the next modules find
-the secrets they know:
+As an operator does it: new values in the vault (the platform's generated
+vault, edited in place: the next modules converge with them), then
+``playbooks/rotate-secrets.yml -e secret=db_app_password,secret_key,deploy_key``
+while the load check counts failed requests (0 allowed):
 
 - ``db_app_password``: MySQL accepts the new password beside the old one, each
   app server switches to it (graceful reload), then MySQL accepts it alone;
 - ``secret_key``: an admin logged in before the rotation stays logged in (the
-  replaced key in ``SECRET_KEY_FALLBACKS``); the way back drops the fallback;
+  replaced key in ``SECRET_KEY_FALLBACKS``); once the grace period is over,
+  ``-e app_secret_key_fallbacks_drop=true`` (under load too) drops it, and
+  the sessions it signed end;
 - ``deploy_key``: the new key reads the repository on the forge, the old one
-  is refused there from then on.
+  is refused there from then on. The lab's forge takes its deploy keys from
+  the lab's key files (GitHub's deploy-key list in production): the new pair
+  replaces them, as the operator registers the new key on GitHub.
 """
 
 from __future__ import annotations
@@ -19,55 +22,30 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
 import string
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import Platform, output, recap
-from loadclient import under_load
+from loadclient import Load, under_load
 
 ENV_FILE = "/etc/ocpizza/app.env"
 DEPLOY_KEY = "/etc/ocpizza/deploy_key"
 ALLOWED = "db_app_password, secret_key, deploy_key"
-
-
-def vault(platform: Platform) -> dict[str, str]:
-    """The generated vault the lab was converged with."""
-    return yaml.safe_load((platform.inventory / "group_vars" / "all" / "vault.yml").read_text())
+EVERY_SECRET = "db_app_password,secret_key,deploy_key"
 
 
 def rotate(
-    platform: Platform,
-    secret: str,
-    tmp_path: Path,
-    values: dict[str, str] | None = None,
-    *extra: str,
+    platform: Platform, secret: str, log: str, *extra: str
 ) -> subprocess.CompletedProcess[str]:
-    """rotate-secrets.yml for ``secret``, with ``values`` standing for an edited vault."""
-    args = ["-e", f"secret={secret}", *extra]
-    if values:
-        path = tmp_path / f"vault-{secret}.yml"
-        path.write_text(yaml.safe_dump(values, width=10000))
-        path.chmod(0o600)
-        args += ["-e", f"@{path}"]
-    name = "back" if not values else "new"
+    """rotate-secrets.yml for ``secret`` (comma-separated names), with the vault as it is."""
     return platform.playbook(
-        "rotate-secrets.yml", *args, timeout=900, log=f"rotate-{secret}-{name}.log"
+        "rotate-secrets.yml", "-e", f"secret={secret}", *extra, timeout=900, log=log
     )
-
-
-def rotated_under_load(
-    platform: Platform, secret: str, tmp_path: Path, values: dict[str, str] | None, *extra: str
-) -> str:
-    """Rotate under load; assert the run passed and no request failed; the load's summary."""
-    with under_load(platform, max_seconds=600) as load:
-        res = rotate(platform, secret, tmp_path, values, *extra)
-    assert res.returncode == 0, res.stdout[-5000:]
-    assert load.report.get("failed") == 0, load.failures_text()
-    print(f"rotate {secret} ({'new' if values else 'back'}): {load.summary()}")
-    return load.summary()
 
 
 def env_lines(platform: Platform, name: str) -> dict[str, str]:
@@ -98,7 +76,7 @@ def test_an_unknown_or_missing_secret_is_refused_before_any_change(
     assert set(recap(res.stdout)) == {"localhost"}, "a host was reached"
 
 
-# --- db_app_password ------------------------------------------------------------
+# --- Helpers ------------------------------------------------------------------
 
 
 def db_accounts(platform: Platform, password: str) -> list[tuple[str, str, str]]:
@@ -111,34 +89,6 @@ def db_accounts(platform: Platform, password: str) -> list[tuple[str, str, str]]
     )
     assert res.rc == 0, res.stderr
     return [tuple(line.split("\t")) for line in res.stdout.splitlines()]  # type: ignore[misc]
-
-
-# Ran on the HA lab with the machine at load 48: the rotation passed (MySQL
-# took both passwords, each app server reloaded, then the new one alone) but
-# the load check saw 17 read timeouts out of 13565 requests, in bursts of four
-# (every client at once) also before any change: not yet a clean 0.
-@pytest.mark.skip(
-    reason="db_app_password rotation under load not yet proven with 0 failed requests"
-)
-def test_db_app_password_rotates_with_no_failed_request(platform: Platform, tmp_path: Path) -> None:
-    old = vault(platform)["vault_mysql_app_password"]
-    new = random_value(24)
-    try:
-        rotated_under_load(platform, "db_app_password", tmp_path, {"vault_mysql_app_password": new})
-        # Each account accepts the new password alone; each app server uses it.
-        accounts = db_accounts(platform, new)
-        assert accounts and all(a[1:] == ("0", "1") for a in accounts), accounts
-        for app, url in env_lines(platform, "DATABASE_URL").items():
-            assert new in url and old not in url, f"{app} does not use the new password"
-        assert platform.curl("/healthz")[0] == "200"
-    finally:
-        # Back to the vault's password, under load too: the next modules use it.
-        rotated_under_load(platform, "db_app_password", tmp_path, None)
-    accounts = db_accounts(platform, old)
-    assert accounts and all(a[1:] == ("0", "1") for a in accounts), accounts
-
-
-# --- secret_key -----------------------------------------------------------------
 
 
 def admin_login(platform: Platform, jar: Path) -> None:
@@ -158,7 +108,7 @@ def admin_login(platform: Platform, jar: Path) -> None:
         "--data-urlencode",
         "username=admin",
         "--data-urlencode",
-        f"password={vault(platform)['vault_django_admin_password']}",
+        f"password={platform.vault()['vault_django_admin_password']}",
         "--data-urlencode",
         f"csrfmiddlewaretoken={token.group(1)}",
         "--data-urlencode",
@@ -171,36 +121,6 @@ def admin_reached(platform: Platform, jar: Path) -> bool:
     """Does the session of ``jar`` reach /admin/ (200 with the index), not the login page?"""
     code, body = platform.curl("/admin/", "-c", str(jar), "-b", str(jar))
     return code == "200" and "Site administration" in body
-
-
-# Not yet run green on the HA lab (the shared machine ran one rotation in ~10 min
-# that day): the rotation's code is the db_app_password's app play, proven above.
-@pytest.mark.skip(reason="secret_key rotation under load not yet proven green on the HA lab")
-def test_secret_key_rotation_keeps_the_admin_logged_in(platform: Platform, tmp_path: Path) -> None:
-    jar = tmp_path / "cookies.txt"
-    admin_login(platform, jar)
-    assert admin_reached(platform, jar)
-    old = vault(platform)["vault_django_secret_key"]
-    new = random_value(50)
-    try:
-        rotated_under_load(platform, "secret_key", tmp_path, {"vault_django_secret_key": new})
-        for app, fallbacks in env_lines(platform, "SECRET_KEY_FALLBACKS").items():
-            assert fallbacks.strip("'") and old in json.loads(fallbacks.strip("'")), (
-                f"{app}: the replaced key is not a fallback"
-            )
-        for app, key in env_lines(platform, "SECRET_KEY").items():
-            assert key == new, f"{app} does not use the new SECRET_KEY"
-        assert admin_reached(platform, jar), "the rotation logged the admin out"
-    finally:
-        # The grace period is over: back to the vault's key, without fallback.
-        rotated_under_load(
-            platform, "secret_key", tmp_path, None, "-e", "app_secret_key_fallbacks_drop=true"
-        )
-    assert set(env_lines(platform, "SECRET_KEY_FALLBACKS").values()) == {""}
-    assert set(env_lines(platform, "SECRET_KEY").values()) == {old}
-
-
-# --- deploy_key -----------------------------------------------------------------
 
 
 def forge_reads(platform: Platform, key: Path) -> bool:
@@ -230,26 +150,153 @@ def installed_public_keys(platform: Platform) -> set[str]:
     return keys
 
 
-# Not yet run green on the HA lab; the forge's add/prune was checked by hand.
-@pytest.mark.skip(reason="deploy_key rotation under load not yet proven green on the HA lab")
-def test_deploy_key_rotation_new_key_reads_old_key_refused(
-    platform: Platform, tmp_path: Path
-) -> None:
-    old = platform.lab_dir / "deploy_app_ed25519"
-    new = tmp_path / "deploy_new"
+# --- Every secret at once, under load -------------------------------------------
+
+
+@dataclass
+class Rotation:
+    """The vault before and after, the rotation's run and its load, the admin's cookies."""
+
+    old: dict[str, str]
+    new: dict[str, str]
+    jar: Path
+    idle_jar: Path
+    old_key: Path
+    new_key: Path
+    run: subprocess.CompletedProcess[str] | None = None
+    load: Load | None = None
+    checks: dict[str, str] = field(default_factory=dict)
+
+
+def swap_deploy_key(platform: Platform, pair: Path) -> None:
+    """Make ``pair`` (private key; ``.pub`` beside it) the lab's app deploy key."""
+    target = platform.lab_dir / "deploy_app_ed25519"
+    shutil.copyfile(pair, target)
+    target.chmod(0o600)
+    shutil.copyfile(f"{pair}.pub", f"{target}.pub")
+
+
+@pytest.fixture(scope="module")
+def rotation(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rotation]:
+    """New values for the three secrets in the vault, then one rotation of all three under load."""
+    tmp = tmp_path_factory.mktemp("rotation")
+    old_key = tmp / "deploy_old"
+    shutil.copyfile(platform.lab_dir / "deploy_app_ed25519", old_key)
+    old_key.chmod(0o600)
+    shutil.copyfile(platform.lab_dir / "deploy_app_ed25519.pub", f"{old_key}.pub")
+    new_key = tmp / "deploy_new"
     subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rotated", "-f", str(new)],
+        [
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "ocpizza-lab app deploy key",
+            "-f",
+            str(new_key),
+        ],
         check=True,
     )
-    new_public = " ".join(Path(f"{new}.pub").read_text().split()[:2])
-    assert forge_reads(platform, old) and not forge_reads(platform, new)
+    old = platform.vault()
+    state = Rotation(
+        old=old,
+        new={
+            "vault_mysql_app_password": random_value(24),
+            "vault_django_secret_key": random_value(50),
+            "vault_app_deploy_key": new_key.read_text(),
+        },
+        jar=tmp / "cookies.txt",
+        idle_jar=tmp / "idle-cookies.txt",
+        old_key=old_key,
+        new_key=new_key,
+    )
+    admin_login(platform, state.jar)
+    admin_login(platform, state.idle_jar)
+    state.checks["admin before"] = str(admin_reached(platform, state.jar))
+    state.checks["old key before"] = str(forge_reads(platform, old_key))
+    state.checks["new key before"] = str(forge_reads(platform, new_key))
+    platform.edit_vault(state.new)
+    swap_deploy_key(platform, new_key)
+    with under_load(platform, max_seconds=900) as load:
+        state.run = rotate(platform, EVERY_SECRET, "rotate-every-secret.log")
+    state.load = load
     try:
-        rotated_under_load(
-            platform, "deploy_key", tmp_path, {"vault_app_deploy_key": new.read_text()}
-        )
-        assert installed_public_keys(platform) == {new_public}
-        assert forge_reads(platform, new), "the new deploy key cannot read the repository"
-        assert not forge_reads(platform, old), "the forge still accepts the old deploy key"
+        yield state
     finally:
-        rotated_under_load(platform, "deploy_key", tmp_path, None)
-    assert forge_reads(platform, old) and not forge_reads(platform, new)
+        if state.run.returncode != 0:
+            # Converge on the vault's values (the new ones) so the next modules find them.
+            again = rotate(platform, EVERY_SECRET, "rotate-every-secret-again.log")
+            assert again.returncode == 0, output(again)[-3000:]
+
+
+def test_every_secret_rotates_at_once_with_no_failed_request(
+    platform: Platform, rotation: Rotation
+) -> None:
+    assert rotation.run is not None and rotation.load is not None
+    assert rotation.run.returncode == 0, output(rotation.run)[-5000:]
+    print(f"rotate {EVERY_SECRET}: {rotation.load.summary()}")
+    assert rotation.load.report.get("failed") == 0, rotation.load.failures_text()
+    assert platform.curl("/healthz")[0] == "200"
+
+
+def test_the_database_accepts_the_new_app_password_alone(
+    platform: Platform, rotation: Rotation
+) -> None:
+    new, old = rotation.new["vault_mysql_app_password"], rotation.old["vault_mysql_app_password"]
+    accounts = db_accounts(platform, new)
+    # One authentication per account (the old one is gone), and it is the new password.
+    assert accounts and all(a[1:] == ("0", "1") for a in accounts), accounts
+    for app, url in env_lines(platform, "DATABASE_URL").items():
+        assert new in url and old not in url, f"{app} does not use the new password"
+
+
+def test_the_admin_stays_logged_in_with_the_old_key_as_a_fallback(
+    platform: Platform, rotation: Rotation
+) -> None:
+    assert rotation.checks["admin before"] == "True"
+    old, new = rotation.old["vault_django_secret_key"], rotation.new["vault_django_secret_key"]
+    for app, key in env_lines(platform, "SECRET_KEY").items():
+        assert key.strip("'") == new, f"{app} does not use the new SECRET_KEY"
+    for app, fallbacks in env_lines(platform, "SECRET_KEY_FALLBACKS").items():
+        assert fallbacks.strip("'") and old in json.loads(fallbacks.strip("'")), (
+            f"{app}: the replaced key is not a fallback"
+        )
+    assert admin_reached(platform, rotation.jar), "the rotation logged the admin out"
+
+
+def test_the_new_deploy_key_reads_and_the_old_one_is_refused(
+    platform: Platform, rotation: Rotation
+) -> None:
+    assert rotation.checks["old key before"] == "True"
+    assert rotation.checks["new key before"] == "False"
+    new_public = " ".join(Path(f"{rotation.new_key}.pub").read_text().split()[:2])
+    assert installed_public_keys(platform) == {new_public}
+    assert forge_reads(platform, rotation.new_key), "the new deploy key cannot read the repository"
+    assert not forge_reads(platform, rotation.old_key), "the forge still accepts the old deploy key"
+
+
+def test_the_end_of_the_grace_period_drops_the_old_key_under_load(
+    platform: Platform, rotation: Rotation
+) -> None:
+    """``-e app_secret_key_fallbacks_drop=true``: no fallback left. A session used during
+    the grace period was signed again with the new key (Django does it when a fallback
+    verifies it) and stays; a session left idle since before the rotation ends."""
+    with under_load(platform, max_seconds=600) as load:
+        res = rotate(
+            platform,
+            "secret_key",
+            "rotate-secret-key-drop.log",
+            "-e",
+            "app_secret_key_fallbacks_drop=true",
+        )
+    assert res.returncode == 0, output(res)[-5000:]
+    print(f"rotate secret_key, fallback dropped: {load.summary()}")
+    assert load.report.get("failed") == 0, load.failures_text()
+    assert set(env_lines(platform, "SECRET_KEY_FALLBACKS").values()) == {""}
+    assert admin_reached(platform, rotation.jar), "a session used during the grace period ended"
+    assert not admin_reached(platform, rotation.idle_jar), (
+        "a session of the dropped key still works"
+    )

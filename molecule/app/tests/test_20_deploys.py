@@ -190,6 +190,36 @@ def test_failing_healthz_after_the_switch_switches_back(app, serving):
     assert sh(app, "grep ^OCPIZZA_RELEASE= /etc/ocpizza/app.env") == f"OCPIZZA_RELEASE={before}"
 
 
+def test_a_worker_crashing_at_import_after_the_switch_switches_back(app, serving):
+    """The new release's WSGI module raises at import: its workers never boot and
+    gunicorn gives up; the rescue makes the old release live again and gunicorn
+    serves it (not only the "answers 500" case above)."""
+    before = live_release(app)
+    known = releases(app)
+    wsgi = (
+        example("ocpizza/wsgi.py") + '\nraise RuntimeError("worker crash at import on purpose")\n'
+    )
+    push(
+        [
+            {"path": "shop/broken.py", "state": "absent"},
+            {
+                "path": "ocpizza/settings/production.py",
+                "src": str(EXAMPLE_DIR / "ocpizza/settings/production.py"),
+            },
+            {"path": "ocpizza/wsgi.py", "content": wsgi},
+        ],
+        "Worker crash at import",
+    )
+    run = deploy("deploy-import-crash", app_healthz_timeout=10)
+    assert run.rc != 0
+    assert f"Release {before} is still live" in run.output
+    assert "did not answer /healthz with" not in run.output, "gunicorn did not come back"
+    assert live_release(app) == before
+    assert releases(app) == known, "the broken release is removed"
+    assert "RUNNING" in sh(app, "supervisorctl status gunicorn")
+    assert healthz()["release"] == before
+
+
 def test_clone_error_leaves_the_previous_release_serving(app, serving):
     """A host key other than the pinned one: the fetch fails, nothing changes."""
     before = live_release(app)
@@ -221,6 +251,7 @@ def test_lock_out_of_date_with_its_pipfile_fails_with_pipenvs_message(app, servi
                 "path": "ocpizza/settings/production.py",
                 "src": str(EXAMPLE_DIR / "ocpizza/settings/production.py"),
             },
+            {"path": "ocpizza/wsgi.py", "src": str(EXAMPLE_DIR / "ocpizza/wsgi.py")},
         ],
         "Pipfile changed without relocking",
     )
