@@ -278,6 +278,8 @@ def test_the_new_deploy_key_reads_and_the_old_one_is_refused(
     assert not forge_reads(platform, rotation.old_key), "the forge still accepts the old deploy key"
 
 
+# make test-full: one more rotation run under load (about 1 min), over make test's budget.
+@pytest.mark.full
 def test_the_end_of_the_grace_period_drops_the_old_key_under_load(
     platform: Platform, rotation: Rotation
 ) -> None:
