@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from ansible.parsing.dataloader import DataLoader
+from fake_digitalocean import testing
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -128,18 +129,10 @@ def job_environment() -> dict[str, str]:
 
 
 def run(*cmd: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """An Ansible command of the .venv, from the repository root, without the caller's settings."""
     full = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "OCPIZZA_"))}
-    full.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    full.update(env or {})
-    return subprocess.run(
-        [str(VENV_BIN / cmd[0]), *cmd[1:]],
-        cwd=ROOT,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    full.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", **(env or {}))
+    return testing.run([str(VENV_BIN / cmd[0]), *cmd[1:]], full)
 
 
 @pytest.fixture(scope="module")
