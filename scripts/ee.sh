@@ -13,6 +13,7 @@
 #    The image is labelled with the sha256 of its recipe (the definition, the
 #    files it copies, requirements.yml, the base image's id), and rebuilt only
 #    when that changes. The build's output is in .ansible/logs/ee-build.log.
+# 4. /dev/mqueue, which ansible-navigator requires with podman.
 #
 # Environment: OCPIZZA_EE_IMAGE (default localhost/ocpizza-ee:latest).
 set -euo pipefail
@@ -66,5 +67,20 @@ else
     fi
     say "built $image in $((SECONDS - start)) s"
 fi
+# 4. What ansible-navigator needs of this machine ------------------------------
+# It refuses podman without a /dev/mqueue directory (ansible-runner starts
+# the EE with --ipc=host; ansible/ansible-navigator#610). Machines whose PID 1
+# is not systemd may have none; /dev is a tmpfs, so it is gone after a reboot
+# and made again here.
+if [[ ! -d /dev/mqueue ]]; then
+    if [[ $EUID -eq 0 ]]; then
+        mkdir -p /dev/mqueue
+        mount -t mqueue mqueue /dev/mqueue 2>/dev/null || true
+        say "/dev/mqueue created (ansible-navigator needs it with podman)"
+    else
+        echo "ee: /dev/mqueue is missing and ansible-navigator needs it with podman: sudo mkdir /dev/mqueue" >&2
+    fi
+fi
+
 size=$(podman image inspect --format '{{.Size}}' "$image")
 say "$image: $((size / 1000000)) MB; run it: .venv-ee/bin/ansible-navigator run playbooks/verify.yml"
