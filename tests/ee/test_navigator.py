@@ -12,7 +12,7 @@ small lab of its own converged with site.yml:
 * the wall time of verify.yml through navigator and run directly is written to
   .ansible/logs/ee-figures.txt.
 
-About 10 minutes on 2 cores (the lab's converge is most of it): it needs root,
+About 16 minutes on 2 busy cores (the lab's converge is most of it): it needs root,
 podman, the lab images and the EE image, so it runs only with OCPIZZA_EE=1
 (scripts/ee-test.sh, in make test-full). Environment: OCPIZZA_EE_IMAGE,
 OCPIZZA_EE_PREFIX / _SUBNET / _HTTP_PORT / _HTTPS_PORT (defaults ocpizza-ee,
@@ -52,7 +52,7 @@ pytestmark = [
     pytest.mark.full,
     pytest.mark.skipif(
         os.environ.get("OCPIZZA_EE") != "1",
-        reason="builds a lab and runs the EE image (root, podman, ~10 min): "
+        reason="builds a lab and runs the EE image (root, podman, ~16 min): "
         "scripts/ee-test.sh (make test-full)",
     ),
 ]
