@@ -120,3 +120,7 @@ clean: ## Remove caches (not the lab, not .venv)
 .PHONY: rotate-secrets
 rotate-secrets: toolchain ## Roll a secret out from the vault: make rotate-secrets SECRET=db_app_password|secret_key|deploy_key
 	@$(RUNBOOK) playbooks/rotate-secrets.yml -e secret=$(SECRET)
+
+.PHONY: ee
+ee: setup ## Build the execution environment image for AWX and ansible-navigator (execution-environment.yml)
+	@bash scripts/ee.sh
