@@ -250,6 +250,37 @@ class Client:
         return out
 
 
+def refused_entries(directory: Path, paths: list[Path]) -> str | None:
+    """Why the directory's entries cannot be applied, before any is read (None: they can)."""
+    bad = bad_file_names([p.name for p in paths])
+    if bad:
+        return (
+            "schema file names may hold only letters, digits, '.', '_' and '-' (and start "
+            f"with a letter or digit); rename: {', '.join(bad)}"
+        )
+    unsafe = unsafe_entries(directory, paths)
+    if unsafe:
+        return (
+            "schema files must be regular files of the repository, not symbolic links or "
+            f"paths outside it; refused: {', '.join(unsafe)}"
+        )
+    return None
+
+
+def refused_contents(contents: dict[str, bytes]) -> str | None:
+    """Why the files' contents cannot be applied (None: they can)."""
+    found = {name: client_commands(body) for name, body in sorted(contents.items())}
+    where = "; ".join(
+        f"{name} line(s) {', '.join(map(str, lines))}" for name, lines in found.items() if lines
+    )
+    if where:
+        return (
+            "schema files hold SQL only, never mysql client commands (\\! shell, \\. source, "
+            f"\\T tee...); refused: {where}"
+        )
+    return None
+
+
 def client_has_sandbox(mysql_client: str) -> bool:
     """Whether the client knows ``--sandbox`` (MariaDB 10.5.25, 10.6.18, 10.11.8, 11.x)."""
     try:
@@ -305,38 +336,12 @@ def main() -> None:
         module.fail_json(msg=f"mysql_schema_apply: {directory} is not a directory")
 
     paths = sql_files(directory)
-    bad = bad_file_names([p.name for p in paths])
-    if bad:
+    problem = refused_entries(directory, paths)
+    contents = {} if problem else {p.name: read_file(p) for p in paths}
+    problem = problem or refused_contents(contents)
+    if problem:
         module.fail_json(
-            msg="mysql_schema_apply: schema file names may hold only letters, digits, '.', '_' "
-            f"and '-' (and start with a letter or digit); rename: {', '.join(bad)}",
-            applied=[],
-            already_applied=[],
-            missing=[],
-        )
-    unsafe = unsafe_entries(directory, paths)
-    if unsafe:
-        module.fail_json(
-            msg="mysql_schema_apply: schema files must be regular files of the repository, not "
-            f"symbolic links or paths outside it; refused: {', '.join(unsafe)}",
-            applied=[],
-            already_applied=[],
-            missing=[],
-        )
-    contents = {p.name: read_file(p) for p in paths}
-    commands = {name: client_commands(body) for name, body in contents.items()}
-    commands = {name: lines for name, lines in commands.items() if lines}
-    if commands:
-        where = "; ".join(
-            f"{name} line(s) {', '.join(map(str, lines))}"
-            for name, lines in sorted(commands.items())
-        )
-        module.fail_json(
-            msg="mysql_schema_apply: schema files hold SQL only, never mysql client commands "
-            f"(\\! shell, \\. source, \\T tee...); refused: {where}",
-            applied=[],
-            already_applied=[],
-            missing=[],
+            msg=f"mysql_schema_apply: {problem}", applied=[], already_applied=[], missing=[]
         )
     files = {name: hashlib.sha256(body).hexdigest() for name, body in contents.items()}
     client = Client(module)
