@@ -513,6 +513,9 @@ def test_a_schema_file_never_runs_client_commands(get_host, stem, line, message)
         assert ledger(db) == before
     finally:
         forge(get_host, f"git rm -q {name}", f"remove {name}")
+        # Back on main's revision (the file gone, nothing to apply), as the
+        # check-mode tests that follow expect the checkout to be.
+        apply_schema()
 
 
 # --- Check mode ------------------------------------------------------------------
