@@ -20,6 +20,12 @@ description:
     and otherwise ignored (a branch that dropped it, a file renamed after it was applied).
   - File names are limited to letters, digits, C(.), C(_) and C(-); any other C(*.sql)
     name stops the run before anything is applied.
+  - The files are SQL and nothing else. The client runs with C(--binary-mode) (its own
+    commands such as C(\\!) (shell), C(source) or C(tee) are off) and, where the client
+    has it, C(--sandbox); a line that starts with a client command stops the run before
+    anything is applied. A C(*.sql) entry that is a symbolic link, or is not a regular file
+    inside O(path), stops the run too (a committed C(001.sql -> /etc/...) is never read).
+  - Each file is read once: the bytes checksummed are the bytes sent to the server.
   - Check mode lists the files that would be applied (RV(applied)) and applies none; it
     stops on a changed file exactly as a real run would. When O(path) does not exist yet
     (a first run in check mode, before the repository is cloned), it reports a change
@@ -88,6 +94,7 @@ failed_file:
 """
 
 import hashlib
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -96,6 +103,12 @@ from ansible.module_utils.basic import AnsibleModule
 
 _IDENT = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,250}\.sql$")
+# A line that starts with one of the mysql client's own commands that reach
+# outside the server: \! (system), \. (source), \T (tee), \P (pager), \e (edit),
+# \r (connect). --binary-mode turns every client command off anyway (the line
+# then reaches the server, which refuses it); the scan names the file and the
+# line before anything is applied.
+_CLIENT_COMMAND = re.compile(rb"^[ \t]*\\[!.TPer]", re.MULTILINE)
 
 
 def sha256_file(path: Path) -> str:
@@ -108,10 +121,36 @@ def sha256_file(path: Path) -> str:
 
 
 def sql_files(directory: Path) -> list[Path]:
-    """The ``*.sql`` files of a directory (not recursive), in file-name order."""
+    """The ``*.sql`` entries of a directory (not recursive), in file-name order.
+
+    Symbolic links are listed too (not followed): unsafe_entries() refuses them.
+    """
     return sorted(
-        (p for p in directory.iterdir() if p.is_file() and p.suffix == ".sql"), key=lambda p: p.name
+        (p for p in directory.iterdir() if p.suffix == ".sql" and (p.is_symlink() or p.is_file())),
+        key=lambda p: p.name,
     )
+
+
+def unsafe_entries(directory: Path, paths: list[Path]) -> list[str]:
+    """Entries that are symbolic links or not regular files inside ``directory``."""
+    root = directory.resolve()
+    bad = []
+    for path in paths:
+        if path.is_symlink() or not path.is_file() or path.resolve().parent != root:
+            bad.append(path.name)
+    return bad
+
+
+def read_file(path: Path) -> bytes:
+    """A schema file's bytes, read once without following a symbolic link."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
+
+
+def client_commands(content: bytes) -> list[int]:
+    """Line numbers (from 1) of the lines the mysql client would run as its own commands."""
+    return [content.count(b"\n", 0, m.start()) + 1 for m in _CLIENT_COMMAND.finditer(content)]
 
 
 def bad_file_names(names: list[str]) -> list[str]:
@@ -176,22 +215,25 @@ class Client:
             "--batch",
             "--skip-column-names",
             "--default-character-set=utf8mb4",
+            # SQL only: the client's own commands (\\! shell, source, tee) are off.
+            "--binary-mode",
         ]
+        if client_has_sandbox(module.params["mysql_client"]):
+            self.base.append("--sandbox")
         if module.params["login_unix_socket"]:
             self.base.append(f"--socket={module.params['login_unix_socket']}")
 
     def run(
-        self, sql: str | None = None, stdin_path: Path | None = None, database: str | None = None
+        self, sql: str | None = None, stdin: bytes | None = None, database: str | None = None
     ) -> tuple[int, str, str]:
-        """Run SQL (or a file on stdin), in ``database`` when given."""
+        """Run SQL (or bytes on stdin), in ``database`` when given."""
         args = list(self.base)
         if database:
             args.append(f"--database={database}")
         if sql is not None:
             args += ["--execute", sql]
-        if stdin_path is not None:
-            with stdin_path.open("rb") as handle:
-                proc = subprocess.run(args, stdin=handle, capture_output=True, check=False)
+        if stdin is not None:
+            proc = subprocess.run(args, input=stdin, capture_output=True, check=False)
         else:
             proc = subprocess.run(args, capture_output=True, check=False)
         return (
@@ -206,6 +248,48 @@ class Client:
         if rc != 0:
             self.module.fail_json(msg=f"mysql_schema_apply: {err.strip() or out.strip()}", sql=sql)
         return out
+
+
+def refused_entries(directory: Path, paths: list[Path]) -> str | None:
+    """Why the directory's entries cannot be applied, before any is read (None: they can)."""
+    bad = bad_file_names([p.name for p in paths])
+    if bad:
+        return (
+            "schema file names may hold only letters, digits, '.', '_' and '-' (and start "
+            f"with a letter or digit); rename: {', '.join(bad)}"
+        )
+    unsafe = unsafe_entries(directory, paths)
+    if unsafe:
+        return (
+            "schema files must be regular files of the repository, not symbolic links or "
+            f"paths outside it; refused: {', '.join(unsafe)}"
+        )
+    return None
+
+
+def refused_contents(contents: dict[str, bytes]) -> str | None:
+    """Why the files' contents cannot be applied (None: they can)."""
+    found = {name: client_commands(body) for name, body in sorted(contents.items())}
+    where = "; ".join(
+        f"{name} line(s) {', '.join(map(str, lines))}" for name, lines in found.items() if lines
+    )
+    if where:
+        return (
+            "schema files hold SQL only, never mysql client commands (\\! shell, \\. source, "
+            f"\\T tee...); refused: {where}"
+        )
+    return None
+
+
+def client_has_sandbox(mysql_client: str) -> bool:
+    """Whether the client knows ``--sandbox`` (MariaDB 10.5.25, 10.6.18, 10.11.8, 11.x)."""
+    try:
+        proc = subprocess.run(
+            [mysql_client, "--no-defaults", "--help"], capture_output=True, check=False, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return b"--sandbox" in proc.stdout
 
 
 def read_ledger(client: Client, database: str, table: str) -> tuple[bool, dict[str, str]]:
@@ -252,16 +336,14 @@ def main() -> None:
         module.fail_json(msg=f"mysql_schema_apply: {directory} is not a directory")
 
     paths = sql_files(directory)
-    bad = bad_file_names([p.name for p in paths])
-    if bad:
+    problem = refused_entries(directory, paths)
+    contents = {} if problem else {p.name: read_file(p) for p in paths}
+    problem = problem or refused_contents(contents)
+    if problem:
         module.fail_json(
-            msg="mysql_schema_apply: schema file names may hold only letters, digits, '.', '_' "
-            f"and '-' (and start with a letter or digit); rename: {', '.join(bad)}",
-            applied=[],
-            already_applied=[],
-            missing=[],
+            msg=f"mysql_schema_apply: {problem}", applied=[], already_applied=[], missing=[]
         )
-    files = {p.name: sha256_file(p) for p in paths}
+    files = {name: hashlib.sha256(body).hexdigest() for name, body in contents.items()}
     client = Client(module)
     exists, ledger = read_ledger(client, database, table)
 
@@ -282,7 +364,8 @@ def main() -> None:
         client.must(ledger_ddl(table), database=database)
     applied: list[str] = []
     for name in pending:
-        rc, out, err = client.run(stdin_path=directory / name, database=database)
+        # The bytes checksummed above, not the file again (it may have changed since).
+        rc, out, err = client.run(stdin=contents[name], database=database)
         if rc != 0:
             module.fail_json(
                 msg=f"mysql_schema_apply: {name} failed and was not recorded: "

@@ -79,6 +79,9 @@ FAKE_CLIENT = textwrap.dedent(
     state_path = {state!r}
     state = json.load(open(state_path))
     args = sys.argv[1:]
+    if "--help" in args:
+        sys.stdout.write(state.get("help", "--batch  Don't use history file.\\n"))
+        sys.exit(0)
     state["calls"].append(args)
     sql = args[args.index("--execute") + 1] if "--execute" in args else None
     out = ""
@@ -234,3 +237,75 @@ def test_identifiers_are_checked(fake, capsys, option, value):
     result = json.loads(capsys.readouterr().out)
     assert result["failed"] is True
     assert f"{option} must be letters, digits and _" in result["msg"]
+
+
+# --- Finding 1 (issue 15): SQL only, never the client's own commands ---------------
+
+
+def test_every_client_call_runs_in_binary_mode(fake, capsys):
+    run(fake, capsys)
+    calls = fake.state()["calls"]
+    assert calls
+    for call in calls:
+        assert "--binary-mode" in call, call
+        assert "--sandbox" not in call  # this fake client does not know it
+
+
+def test_the_sandbox_is_on_where_the_client_has_it(fake, capsys, tmp_path):
+    state = fake.state()
+    state["help"] = "  --sandbox   Disallow commands that access the file system\n"
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    run(fake, capsys)
+    for call in fake.state()["calls"]:
+        assert "--sandbox" in call and "--binary-mode" in call, call
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "\\! touch /tmp/pwned",
+        "  \\! sh -c 'id > /tmp/pwned'",
+        "\\. /etc/mysql/debian.cnf",
+        "\\T /tmp/pwned.log",
+    ],
+)
+def test_a_client_command_in_a_schema_file_is_refused_before_anything(fake, capsys, line):
+    (fake.path / "003_evil.sql").write_text(f"SELECT 1;\n{line}\nSELECT 2;\n")
+    result = run(fake, capsys)
+    assert result["failed"] is True
+    assert "never mysql client commands" in result["msg"]
+    assert "003_evil.sql line(s) 2" in result["msg"]
+    state = fake.state()
+    assert state["executed"] == []  # not even the harmless files before it
+    assert state["calls"] == []  # the server was not even asked
+
+
+def test_a_backslash_inside_sql_is_not_a_client_command(fake, capsys):
+    (fake.path / "003_ok.sql").write_text("INSERT INTO a (s) VALUES ('a\\!b');\n")
+    result = run(fake, capsys)
+    assert result["applied"] == ["001_create.sql", "002_seed.sql", "003_ok.sql"]
+
+
+def test_a_symbolic_link_is_refused_and_never_read(fake, capsys, tmp_path):
+    secret = tmp_path / "backup.cnf"
+    secret.write_text("[client]\npassword=s3cret\n")
+    (fake.path / "003_link.sql").symlink_to(secret)
+    result = run(fake, capsys)
+    assert result["failed"] is True
+    assert "not symbolic links or paths outside it; refused: 003_link.sql" in result["msg"]
+    assert fake.state()["executed"] == []
+    assert "s3cret" not in json.dumps(fake.state())
+
+
+def test_a_link_to_a_file_of_the_repository_is_refused_too(fake, capsys):
+    (fake.path / "003_again.sql").symlink_to(fake.path / "001_create.sql")
+    result = run(fake, capsys)
+    assert result["failed"] is True
+    assert "refused: 003_again.sql" in result["msg"]
+
+
+def test_the_bytes_applied_are_the_bytes_recorded(fake, capsys):
+    run(fake, capsys)
+    state = fake.state()
+    for name, body in zip(["001_create.sql", "002_seed.sql"], state["executed"], strict=True):
+        assert state["ledger"][name] == hashlib.sha256(body.encode()).hexdigest()

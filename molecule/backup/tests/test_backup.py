@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
 import subprocess
 import textwrap
 import time
@@ -233,6 +235,45 @@ def test_round_trip_restores_every_table_identically(state, fetch_dir):
     for db in previous:
         sql(f"DROP DATABASE `{db}`")
     state.update(backup_id=backup_id, checksums=before, fetched=fetched)
+
+
+
+def test_the_fetched_copy_is_private_to_the_operator(state, fetch_dir):
+    """Issue 15, finding 10: full dumps of customer data on the control node are
+    0600 in 0700 directories, whatever the operator's umask."""
+    fetched = state["fetched"]
+    for directory in (fetch_dir, fetched.parent, fetched):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    files = sorted(fetched.iterdir())
+    assert len(files) == 2
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_a_controller_copy_uploads_only_the_backup_and_its_manifest(state, fetch_dir):
+    """Issue 15, finding 11: restore.yml -e backup=<controller directory> uploads the
+    backup and its manifest, never the rest of the directory."""
+    backup_id = state["backup_id"]
+    copy = fetch_dir / "operator" / backup_id
+    shutil.copytree(state["fetched"], copy)
+    # What else an operator's directory may hold: not for the database host.
+    (copy / "older.manifest.json").write_text("{}")
+    (copy / "notes.txt").write_text("ticket 4312\n")
+    run = playbook("restore.yml", "-e", f"backup={copy}", "-e", "keep_previous=false")
+    assert run.returncode == 0
+    assert checksums() == state["checksums"]
+    output = " ".join(run.stdout.split())
+    assert "notes.txt" not in output and "older.manifest.json" not in output
+    assert not on_db(f"ls -A {BACKUPS} | grep -e incoming -e verified", check=False).strip()
+    # A directory that names no single backup is refused before anything is uploaded.
+    other = fetch_dir / "operator" / "not-a-backup"
+    other.mkdir()
+    (other / "a.manifest.json").write_text("{}")
+    (other / "b.manifest.json").write_text("{}")
+    run = playbook("restore.yml", "-e", f"backup={other}")
+    assert run.returncode != 0
+    assert "names no single backup" in " ".join(run.stdout.split())
+    shutil.rmtree(fetch_dir / "operator")
 
 
 def test_backups_list_shows_each_backup_verified(state):

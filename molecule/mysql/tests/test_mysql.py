@@ -476,6 +476,48 @@ def test_a_rerun_with_nothing_new_changes_nothing(get_host, schema_release):
     assert verify_rows(db) == "1"  # the new file was not applied again
 
 
+# Issue 15, finding 1: a file of database.git is SQL, never a root shell on the
+# database host. Each case commits its file, runs the schema entry point,
+# checks that nothing ran and that the marker file did not appear, and takes
+# the file out of the repository again.
+EVIL = [
+    # Refused by the module before anything is applied (client commands).
+    ("evil_shell", "\\! touch /tmp/pwned_schema", "never mysql client commands"),
+    # Long form, not in the module's scan: --binary-mode sends it to the server,
+    # which refuses it as SQL, so it stays inert.
+    ("evil_long", "system touch /tmp/pwned_schema", "failed and was not recorded"),
+    # A link to a root-only file is never read.
+    ("evil_link", None, "not symbolic links or paths outside it"),
+]
+
+
+@pytest.mark.parametrize(("stem", "line", "message"), EVIL, ids=[e[0] for e in EVIL])
+def test_a_schema_file_never_runs_client_commands(get_host, stem, line, message):
+    db = get_host(BOOKWORM)
+    db.run("rm -f /tmp/pwned_schema")
+    before = ledger(db)
+    name = f"102_{stem}_{STAMP}.sql"
+    create = (
+        f"ln -s {BACKUP_CNF} {name}"
+        if line is None
+        else f"printf '%s\\n' 'SELECT 1;' {shlex.quote(line)} 'SELECT 2;' > {name}"
+    )
+    forge(get_host, create, f"add {name}")
+    try:
+        res = apply_schema()
+        assert res.returncode != 0, res.stdout[-3000:]
+        assert recap(res, BOOKWORM)["failed"] == 1
+        assert message in res.stderr, res.stderr[-3000:]
+        assert name in res.stderr
+        assert not db.file("/tmp/pwned_schema").exists
+        assert ledger(db) == before
+    finally:
+        forge(get_host, f"git rm -q {name}", f"remove {name}")
+        # Back on main's revision (the file gone, nothing to apply), as the
+        # check-mode tests that follow expect the checkout to be.
+        apply_schema()
+
+
 # --- Check mode ------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 from collections.abc import Iterable
@@ -19,6 +20,25 @@ def quote_name(name: str) -> str:
 def quote_string(value: str) -> str:
     """A MySQL string literal."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@functools.cache
+def client_safety_options(program: str = "mysql") -> tuple[str, ...]:
+    """Options that keep the client to SQL when it reads a dump: ``--binary-mode``
+    (its own commands, such as ``\\!`` shell or ``source``, are off) and, where the
+    client has it, ``--sandbox`` (MariaDB 10.5.25, 10.6.18, 10.11.8, 11.x)."""
+    try:
+        proc = subprocess.run(
+            [program, "--no-defaults", "--help"],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+            timeout=30,
+        )
+        sandbox = b"--sandbox" in proc.stdout
+    except (OSError, subprocess.TimeoutExpired):
+        sandbox = False
+    return ("--binary-mode", "--sandbox") if sandbox else ("--binary-mode",)
 
 
 class Mysql:

@@ -69,7 +69,10 @@ def resolve(root: Path, ref: str) -> BackupFiles:
         return backup_files(root / ref, ref)
     path = Path(ref)
     if path.is_dir():
-        manifests = sorted(path.glob("*.manifest.json"))
+        # A backup directory is named after its backup (<dir>/<id>/<id>.*):
+        # that manifest wins over anything else the directory holds.
+        named = path / f"{path.name}.manifest.json"
+        manifests = [named] if named.is_file() else sorted(path.glob("*.manifest.json"))
         if len(manifests) != 1:
             raise BackupError(
                 f"{path}: expected one *.manifest.json in the directory, found {len(manifests)}"

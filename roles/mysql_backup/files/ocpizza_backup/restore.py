@@ -10,18 +10,23 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
+import shutil
+import stat
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ocpizza_backup import BackupError
-from ocpizza_backup.common import iso, log, utc_now
+from ocpizza_backup.common import CHUNK, iso, log, utc_now
 from ocpizza_backup.config import Config
 from ocpizza_backup.db import (
     OBJECT_KINDS,
     Mysql,
+    client_safety_options,
     database_exists,
     exact_counts,
     quote_name,
@@ -29,7 +34,7 @@ from ocpizza_backup.db import (
 )
 from ocpizza_backup.dumpscan import DumpScanner
 from ocpizza_backup.manifest import BackupFiles, usable_manifest
-from ocpizza_backup.store import locked, remove_upload
+from ocpizza_backup.store import VERIFIED_PREFIX, locked, remove_upload
 from ocpizza_backup.switch import switch_tables
 from ocpizza_backup.verify import compare_tables, gunzip_chunks
 
@@ -88,6 +93,45 @@ def _drop_stale(cfg: Config, root: Mysql) -> None:
     pending.unlink()
 
 
+@contextlib.contextmanager
+def verified_copy(cfg: Config, files: BackupFiles, manifest: dict[str, Any]) -> Iterator[Path]:
+    """A root-only copy of the backup's data file whose sha256 matches the manifest.
+
+    The file is read once, without following a symbolic link, into a private
+    directory of the backup directory (0700, the file 0600); the load reads
+    that copy only, so a file swapped in after the check is never loaded. The
+    copy is removed on the way out.
+    """
+    work = Path(tempfile.mkdtemp(prefix=VERIFIED_PREFIX, dir=cfg.dir))
+    try:
+        copy = work / files.data.name
+        hasher = hashlib.sha256()
+        try:
+            fd = os.open(files.data, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise BackupError(
+                f"refused: {files.data} cannot be read as a regular file ({exc.strerror}); "
+                "nothing was loaded"
+            ) from None
+        with os.fdopen(fd, "rb") as src:
+            if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                raise BackupError(f"refused: {files.data} is not a regular file")
+            out_fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(out_fd, "wb") as dst:
+                for block in iter(lambda: src.read(CHUNK), b""):
+                    hasher.update(block)
+                    dst.write(block)
+        if hasher.hexdigest() != manifest["sha256"]:
+            raise BackupError(
+                f"refused: {files.data} does not match its manifest (sha256 "
+                f"{hasher.hexdigest()[:12]}..., the manifest says {manifest['sha256'][:12]}...); "
+                "nothing was loaded"
+            )
+        yield copy
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def restore_load(
     cfg: Config, files: BackupFiles, scratch: str, previous: str, safety: str | None = None
 ) -> dict[str, Any]:
@@ -100,18 +144,19 @@ def restore_load(
         _drop_stale(cfg, root)
         if database_exists(root, scratch):
             raise BackupError(f"refused: database {scratch} already exists")
-        new_database(root, scratch, manifest)
-        try:
-            _load(files, manifest, root, scratch)
-            problems = check_database(root, scratch, manifest)
-            if problems:
-                raise BackupError(
-                    "the restored copy does not match the manifest: " + "; ".join(problems)
-                )
-        except BaseException:
-            with contextlib.suppress(BackupError):
-                root.query(f"DROP DATABASE IF EXISTS {quote_name(scratch)}")
-            raise
+        with verified_copy(cfg, files, manifest) as data:
+            new_database(root, scratch, manifest)
+            try:
+                _load(files, data, manifest, root, scratch)
+                problems = check_database(root, scratch, manifest)
+                if problems:
+                    raise BackupError(
+                        "the restored copy does not match the manifest: " + "; ".join(problems)
+                    )
+            except BaseException:
+                with contextlib.suppress(BackupError):
+                    root.query(f"DROP DATABASE IF EXISTS {quote_name(scratch)}")
+                raise
         record = {
             "id": files.id,
             "directory": str(files.directory),
@@ -135,17 +180,26 @@ def restore_load(
     }
 
 
-def _load(files: BackupFiles, manifest: dict[str, Any], root: Mysql, database: str) -> None:
-    """Stream the dump into a database, checking its sha256 and content on the way."""
+def _load(
+    files: BackupFiles, data: Path, manifest: dict[str, Any], root: Mysql, database: str
+) -> None:
+    """Stream the verified copy ``data`` of the dump into a database, checking its
+    sha256 and content on the way. SQL only: the client's own commands are off."""
     hasher = hashlib.sha256()
     scanner = DumpScanner()
-    argv = [*root.argv(), "--batch", "--default-character-set=utf8mb4", database]
+    argv = [
+        *root.argv(),
+        "--batch",
+        "--default-character-set=utf8mb4",
+        *client_safety_options(),
+        database,
+    ]
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
         assert proc.stdin is not None
         failure = None
         try:
-            with files.data.open("rb") as fh:
+            with data.open("rb") as fh:
                 for out in gunzip_chunks(fh, hasher.update):
                     scanner.feed(out)
                     proc.stdin.write(out)

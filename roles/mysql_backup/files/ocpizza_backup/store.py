@@ -14,9 +14,11 @@ from ocpizza_backup import BackupError
 from ocpizza_backup.common import log
 from ocpizza_backup.config import Config
 
-# Work directories: a backup being written, a copy uploaded for a restore.
+# Work directories: a backup being written, a copy uploaded for a restore,
+# the verified root-only copy a restore loads.
 PARTIAL_PREFIX = ".partial-"
 INCOMING_PREFIX = ".incoming-"
+VERIFIED_PREFIX = ".verified-"
 
 
 @contextlib.contextmanager
@@ -51,7 +53,7 @@ def clean_work_dirs(cfg: Config) -> None:
     if not cfg.dir.is_dir():
         return
     for path in cfg.dir.iterdir():
-        if path.name.startswith(PARTIAL_PREFIX):
+        if path.name.startswith((PARTIAL_PREFIX, VERIFIED_PREFIX)):
             shutil.rmtree(path, ignore_errors=True)
             log(f"removed {path.name}, left by an interrupted backup", "warning")
         elif path.name.startswith(INCOMING_PREFIX) and time.time() - path.stat().st_mtime > 86400:
