@@ -110,7 +110,7 @@ deprovision: toolchain ## Destroy them: make deprovision INVENTORY=inventories/s
 	@$(RUNBOOK) playbooks/deprovision.yml -e confirm_destroy=$(CONFIRM)
 
 bench: setup ## Backup/restore benchmark on a 500 MB database (not part of make test)
-	@bash scripts/bench-backup.sh
+	@BENCH=$(BENCH) bash scripts/bench.sh
 
 clean: ## Remove caches (not the lab, not .venv)
 	rm -rf .ansible/facts .ansible/tmp .pytest_cache .ruff_cache
