@@ -109,7 +109,7 @@ provision: toolchain ## Create or reconcile the droplets of INVENTORY on Digital
 deprovision: toolchain ## Destroy them: make deprovision INVENTORY=inventories/staging CONFIRM=staging
 	@$(RUNBOOK) playbooks/deprovision.yml -e confirm_destroy=$(CONFIRM)
 
-bench: setup ## Backup/restore benchmark on a 500 MB database (not part of make test)
+bench: setup ## Benchmarks, not in make test: BENCH=speed (issue 17's table), BENCH=backup, or both (default)
 	@BENCH=$(BENCH) bash scripts/bench.sh
 
 clean: ## Remove caches (not the lab, not .venv)

@@ -76,6 +76,7 @@ if $full; then
     step platform-trixie env OCPIZZA_LAB_SUITE=trixie OCPIZZA_PLATFORM_DIR="$PWD/.ansible/platform-lab-trixie" \
         bash -c "$(declare -f platform); platform"
     step relab env OCPIZZA_RELAB=1 pytest -q -p no:cacheprovider tests/relab
+    step ee bash scripts/ee-test.sh
 fi
 
 echo

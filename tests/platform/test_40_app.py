@@ -387,7 +387,8 @@ def test_no_leftovers(platform: Platform) -> None:
     for app in apps(platform):
         host = platform.host(app)
         assert not host.file(f"{APP_ROOT}/current.tmp").exists, app
-        assert host.run("ls /var/tmp/ocpizza-static-*").rc != 0, app
+        # The static files' private temporary directories (ansible.builtin.tempfile) are gone.
+        assert host.run("ls -d /tmp/ansible.*.static /var/tmp/ocpizza-static-*").rc != 0, app
         found = sh(host, f"find {APP_ROOT}/releases -mindepth 1 -maxdepth 1 -name '*.unpack'")
         assert found == "", app
 

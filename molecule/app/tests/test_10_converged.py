@@ -297,7 +297,8 @@ def test_static_files_published_to_a_web_server(app, get_host):
 
 def test_no_leftovers(app):
     assert not app.file(f"{APP_ROOT}/current.tmp").exists
-    assert app.run("ls /var/tmp/ocpizza-static-*").rc != 0
+    # The static files' private temporary directories (ansible.builtin.tempfile) are gone.
+    assert app.run("ls -d /tmp/ansible.*.static /var/tmp/ocpizza-static-*").rc != 0
     assert sh(app, f"find {APP_ROOT}/releases -mindepth 1 -maxdepth 1 -name '*.unpack'") == ""
 
 
