@@ -11,6 +11,7 @@ variable removed: the failure names it), and the Makefile's runbook targets
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -153,6 +154,39 @@ def test_production_is_the_production_shape() -> None:
     assert values["ocpizza_load_balancer_sources"] == ["{{ ocpizza_do_vpc_ip_range }}"]
     assert values["ocpizza_environment"] == "production"
     assert values["nginx_tls_mode"] == "letsencrypt"
+
+
+@pytest.mark.parametrize(
+    ("health_check", "out", "back"),
+    [
+        (None, 35, 35),  # the shipped check: 10 s x 3 + 5 s
+        (
+            {
+                "check_interval_seconds": 5,
+                "unhealthy_threshold": 2,
+                "healthy_threshold": 4,
+                "response_timeout_seconds": 3,
+            },
+            13,
+            23,
+        ),
+    ],
+)
+def test_drain_waits_what_the_load_balancers_health_check_takes(
+    health_check: dict[str, int] | None, out: int, back: int
+) -> None:
+    """A web server taken out of DigitalOcean's rotation is waited for as long as the
+    load balancer's own check needs to notice (its interval x threshold + a timeout)."""
+    argv = ["ansible", "-i", str(PRODUCTION), "webservers[0]", "-m", "ansible.builtin.debug"]
+    argv += [
+        "-a",
+        "msg={{ nginx_drain_lb_out_seconds | int }}/{{ nginx_drain_lb_in_seconds | int }}",
+    ]
+    if health_check:
+        argv += ["-e", json.dumps({"ocpizza_do_load_balancer": {"health_check": health_check}})]
+    run = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, check=False, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"msg: {out}/{back}" in run.stdout, run.stdout
 
 
 def test_vault_example_holds_exactly_the_vault_variables_read() -> None:
