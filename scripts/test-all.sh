@@ -20,12 +20,21 @@ bash scripts/setup.sh || { echo "test: setup failed"; echo "0 passed, 1 failed";
 apt_mark=$(date +%s)
 
 passed=0; failed=0; report=(); begin=$SECONDS
+# The machine's busy share of its CPU time (from /proc/stat) since a mark: tells
+# whether a step waits (room for running something beside it) or computes.
+cpu_mark() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
+cpu_busy() {
+    local -a a b
+    read -r -a a <<<"$1"; read -r -a b <<<"$(cpu_mark)"
+    awk -v busy=$((b[0] - a[0])) -v all=$((b[1] - a[1])) 'BEGIN{printf "cpu %d%%", all ? 100 * busy / all : 0}'
+}
 step() {
     local name=$1; shift
-    local start=$SECONDS
+    local start=$SECONDS cpu
+    cpu=$(cpu_mark)
     echo; echo "######## $name"
-    if "$@"; then passed=$((passed + 1)); report+=("ok    $name ($((SECONDS - start)) s)")
-    else failed=$((failed + 1)); report+=("FAIL  $name ($((SECONDS - start)) s)"); fi
+    if "$@"; then passed=$((passed + 1)); report+=("ok    $name ($((SECONDS - start)) s, $(cpu_busy "$cpu"))")
+    else failed=$((failed + 1)); report+=("FAIL  $name ($((SECONDS - start)) s, $(cpu_busy "$cpu"))"); fi
 }
 # The shared platform run: one HA lab converged once from inventories/production
 # (tests/platform/conftest.py), every platform-level test module on it.
@@ -43,7 +52,8 @@ step platform platform
 # together; each scenario's own wall time is its line in the table.
 # OCPIZZA_MOLECULE_LANES=1 runs them one after the other.
 molecule_lanes() {
-    local lanes=${OCPIZZA_MOLECULE_LANES:-2} s start=$SECONDS
+    local lanes=${OCPIZZA_MOLECULE_LANES:-2} s start=$SECONDS cpu
+    cpu=$(cpu_mark)
     local -a order=()
     for s in app backup nginx mysql common; do [[ -f molecule/$s/molecule.yml ]] && order+=("$s"); done
     for f in molecule/*/molecule.yml; do
@@ -69,7 +79,7 @@ molecule_lanes() {
         report+=("$line")
         if [[ $line == ok* ]]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
     done
-    report+=("      role scenarios, ${lanes} at a time: $((SECONDS - start)) s")
+    report+=("      role scenarios, ${lanes} at a time: $((SECONDS - start)) s, $(cpu_busy "$cpu")")
 }
 molecule_lanes
 if $full; then

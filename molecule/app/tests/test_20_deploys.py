@@ -13,6 +13,7 @@ from pathlib import Path
 
 from appscenario import (
     APP_ROOT,
+    CONF_HOME,
     EXAMPLE_DIR,
     FORGE,
     PROJECT_DIR,
@@ -221,14 +222,24 @@ def test_a_worker_crashing_at_import_after_the_switch_switches_back(app, serving
 
 
 def test_clone_error_leaves_the_previous_release_serving(app, serving):
-    """A host key other than the pinned one: the fetch fails, nothing changes."""
+    """A host key other than the pinned one: the fetch fails, nothing changes.
+
+    The deploy entry point uses the known_hosts file site.yml pinned, so the
+    test swaps an impostor's key into that file for the deploy, then puts the
+    pinned one back.
+    """
     before = live_release(app)
     known = releases(app)
     key = ephemeral_dir() / "impostor_ed25519"
     if not key.exists():
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     impostor = " ".join(Path(f"{key}.pub").read_text().split()[:2])
-    run = deploy("deploy-clone-error", app_git_known_hosts=[f"{FORGE} {impostor}"])
+    pinned = f"{CONF_HOME}/known_hosts"
+    sh(app, f"cp -p {pinned} {pinned}.test-saved && echo '{FORGE} {impostor}' > {pinned}")
+    try:
+        run = deploy("deploy-clone-error")
+    finally:
+        sh(app, f"mv {pinned}.test-saved {pinned}")
     assert run.rc != 0
     assert "Host key verification failed" in run.output
     assert f"Release {before} is still live" in run.output
