@@ -7,7 +7,8 @@
 #   1. Debian packages for the lab (podman, runc, netavark, debootstrap, apt-cacher-ng, ...)
 #      and apt-cacher-ng running for the lab's containers (OCPIZZA_APT_CACHE=off skips it)
 #   2-3. the control-node toolchain: scripts/toolchain.sh (.venv, collections)
-#   4. the lab base images (Debian 12 and 13), rebuilt only when their recipe changes
+#   4. the lab base image (Debian 12; OCPIZZA_LAB_SUITES adds others), rebuilt only when
+#      its recipe changes, built while the toolchain installs
 #   (and, as root, the inotify instances the lab's systemd containers need)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -117,12 +118,27 @@ if (($(sysctl -n fs.inotify.max_user_instances) < inotify_instances)); then
     fi
 fi
 
+# 4. Lab images, built while the toolchain installs (the one mostly waits on the
+# mirror and the disk, the other on PyPI): Debian 12's, which make demo, the
+# platform run and every molecule scenario use. Another suite's image is built
+# by what needs it (playbooks/lab.yml -e lab_suite=trixie, make ee) or when
+# named here: OCPIZZA_LAB_SUITES="bookworm trixie" make setup.
+mkdir -p .ansible/logs
+images_log=.ansible/logs/setup-images.log
+(
+    for suite in ${OCPIZZA_LAB_SUITES:-bookworm}; do
+        bash lab/images/build.sh "$suite" || exit 1
+    done
+) >"$images_log" 2>&1 &
+images=$!
+
 # 2-3. The control-node toolchain (.venv, collections): the part an operator's
 # workstation needs too, in one place -------------------------------------------
-bash scripts/toolchain.sh
-
-# 4. Lab images --------------------------------------------------------------
-for suite in bookworm trixie; do
-    bash lab/images/build.sh "$suite"
-done
+toolchain_rc=0
+bash scripts/toolchain.sh || toolchain_rc=$?
+images_rc=0
+wait "$images" || images_rc=$?
+cat "$images_log"
+((toolchain_rc == 0)) || { echo "setup: the toolchain failed (above)" >&2; exit "$toolchain_rc"; }
+((images_rc == 0)) || { echo "setup: a lab image failed to build ($images_log, above)" >&2; exit 1; }
 say "setup done"
