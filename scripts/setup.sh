@@ -61,7 +61,9 @@ apt_cache_firewall() {
         || iptables -w -I INPUT -p tcp --dport 3142 -j "$apt_cache_chain"
 }
 
-apt_cache_answers() { timeout 1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/3142' 2>/dev/null; }
+# Bounded, but not so short that a busy machine's slow accept reads as "down"
+# (which would restart the cache under the labs' running apt downloads).
+apt_cache_answers() { timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/3142' 2>/dev/null; }
 
 # 1. Debian packages -----------------------------------------------------------
 apt_packages=(podman runc netavark aardvark-dns debootstrap fuse-overlayfs slirp4netns uidmap
