@@ -64,7 +64,9 @@ lab: setup ## Create the local lab (playbooks/lab.yml; LAB=ha for the production
 lab-destroy: setup ## Remove the local lab
 	@$(PLAYBOOK) playbooks/lab-destroy.yml
 
-demo: setup ## Create the lab, deploy the platform, verify it, say where it answers (LAB=ha: HA lab)
+# make demo's setup builds only the lab's image (Debian 12), not the role scenarios' others.
+demo: ## Create the lab, deploy the platform, verify it, say where it answers (LAB=ha: HA lab)
+	@OCPIZZA_LAB_SUITES=$${OCPIZZA_LAB_SUITES:-bookworm} bash scripts/setup.sh
 	@LAB=$(LAB) bash scripts/demo.sh
 
 # The runbook: control-node toolchain only (no root, podman or lab images),

@@ -7,8 +7,9 @@
 #   1. Debian packages for the lab (podman, runc, netavark, debootstrap, apt-cacher-ng, ...)
 #      and apt-cacher-ng running for the lab's containers (OCPIZZA_APT_CACHE=off skips it)
 #   2-3. the control-node toolchain: scripts/toolchain.sh (.venv, collections)
-#   4. the lab base image (Debian 12; OCPIZZA_LAB_SUITES adds others), rebuilt only when
-#      its recipe changes, built while the toolchain installs
+#   4. the lab base images (Debian 12, and the suites the role scenarios name; or
+#      OCPIZZA_LAB_SUITES), rebuilt only when their recipe changes, built while the
+#      toolchain installs
 #   (and, as root, the inotify instances the lab's systemd containers need)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -121,14 +122,19 @@ if (($(sysctl -n fs.inotify.max_user_instances) < inotify_instances)); then
 fi
 
 # 4. Lab images, built while the toolchain installs (the one mostly waits on the
-# mirror and the disk, the other on PyPI): Debian 12's, which make demo, the
-# platform run and every molecule scenario use. Another suite's image is built
-# by what needs it (playbooks/lab.yml -e lab_suite=trixie, make ee) or when
-# named here: OCPIZZA_LAB_SUITES="bookworm trixie" make setup.
+# mirror and the disk, the other on PyPI): Debian 12's, which the lab and the
+# platform run use, and those the role scenarios name (molecule/*/molecule.yml:
+# some run on Debian 13 too). A lab on another suite builds its image itself
+# (playbooks/lab.yml -e lab_suite=trixie, make ee). OCPIZZA_LAB_SUITES names
+# the suites instead: make demo builds Debian 12's only.
+lab_suites=${OCPIZZA_LAB_SUITES:-$(
+    { echo bookworm; grep -ho 'ocpizza-base:[a-z]*' molecule/*/molecule.yml 2>/dev/null | cut -d: -f2; } \
+        | awk '!seen[$0]++'
+)}
 mkdir -p .ansible/logs
 images_log=.ansible/logs/setup-images.log
 (
-    for suite in ${OCPIZZA_LAB_SUITES:-bookworm}; do
+    for suite in $lab_suites; do
         bash lab/images/build.sh "$suite" || exit 1
     done
 ) >"$images_log" 2>&1 &

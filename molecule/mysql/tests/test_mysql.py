@@ -156,6 +156,16 @@ def test_operator_stop_and_start_mysql(get_host, name):
 
 
 @pytest.mark.parametrize("name", DBS)
+def test_named_time_zones_are_known(get_host, name):
+    """Django (USE_TZ) converts dates with CONVERT_TZ to the app's named zone: the admin's
+    order list (date_hierarchy) answers 500 when the server does not know the zone."""
+    host = get_host(name)
+    assert sql(host, "SELECT CONVERT_TZ('2026-11-30 12:00', 'UTC', 'Europe/Paris')") == (
+        "2026-11-30 13:00:00"
+    )
+
+
+@pytest.mark.parametrize("name", DBS)
 def test_listens_only_on_the_private_address(get_host, name):
     host = get_host(name)
     listening = host.check_output("ss -Hltn 'sport = :3306'").splitlines()
