@@ -30,9 +30,6 @@ from ocpizza_backup.offsite import (
 )
 from ocpizza_backup.s3store import MIB, expected_etag, part_size_for, read_credentials
 
-boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
-
 BUCKET = "ocpizza-backups"
 REGION = "ams3"
 
@@ -67,6 +64,8 @@ RIGHT, WRONG = b"AGE-SECRET-KEY-RIGHT", b"AGE-SECRET-KEY-WRONG"
 
 @pytest.fixture(scope="module")
 def endpoint() -> str:
+    """moto's S3 server (requirements.txt), on a free local port, for this module."""
+    moto_server = pytest.importorskip("moto.server")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -84,6 +83,7 @@ def cfg(tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Confi
     (bin_dir / "age").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     bucket = f"{BUCKET}-{tmp_path.name.lower().replace('_', '-')[-30:]}"
+    boto3 = pytest.importorskip("boto3")
     boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -156,7 +156,8 @@ def test_parts_are_at_least_5_mib_and_at_most_10000():
     assert big / part_size_for(big, 16 * MIB) <= 10000
 
 
-def test_object_keys_and_their_backup_id(cfg: Config):
+def test_object_keys_and_their_backup_id():
+    cfg = Config(offsite_prefix="prod/db1")
     keys = object_keys(cfg, "oc_pizza-20261129T013000Z")
     assert keys["data"] == "prod/db1/oc_pizza-20261129T013000Z/oc_pizza-20261129T013000Z.sql.gz.age"
     assert {remote_id(cfg, k) for k in keys.values()} == {"oc_pizza-20261129T013000Z"}
