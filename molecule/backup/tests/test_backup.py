@@ -469,3 +469,207 @@ def test_failed_run_is_visible(get_host):
     finally:
         host.run("systemctl start mariadb")
         host.run("systemctl reset-failed ocpizza-backup.service")
+
+
+# --------------------------------------------------------------------------
+# off-site copies, encrypted, in S3-compatible storage: moto's S3 server runs
+# on the control node, on the scenario network's gateway address, for the
+# tests below only (stopped at the end of the module, and by `timeout` at the
+# latest). Its program: $OCPIZZA_MOTO_SERVER, default the project's .venv.
+
+OFFSITE_BUCKET = "ocpizza-mol-backup"
+OFFSITE_PREFIX = f"backups/{DB}"
+MOTO_LIFETIME = "1200"
+
+
+def _free_port(address: str) -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def offsite(fetch_dir):
+    """The S3 server, a bucket, two age identities (generated on the app host,
+    never on the database host) and the inventory settings, as a vars file."""
+    import urllib.request
+
+    program = os.environ.get("OCPIZZA_MOTO_SERVER", str(REPO / ".venv" / "bin" / "moto_server"))
+    if not Path(program).exists():
+        pytest.fail(f"{program} is missing: pip install -r requirements.txt (moto) or set OCPIZZA_MOTO_SERVER")
+    network = json.loads(podman("network", "inspect", "ocpizza-mol-backup"))[0]
+    gateway = network["subnets"][0]["gateway"]
+    port = _free_port(gateway)
+    workdir = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "offsite"
+    workdir.mkdir(mode=0o700, exist_ok=True)
+    log = (workdir / "moto.log").open("w")
+    server = subprocess.Popen(["timeout", MOTO_LIFETIME, program, "-H", gateway, "-p", str(port)],
+                              stdout=log, stderr=subprocess.STDOUT)
+    endpoint = f"http://{gateway}:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(urllib.request.Request(
+                    f"{endpoint}/{OFFSITE_BUCKET}", method="PUT",
+                    data=b'<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                         b"<LocationConstraint>ams3</LocationConstraint></CreateBucketConfiguration>"),
+                    timeout=2)
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(f"the S3 server did not answer on {endpoint}")
+        keys = {}
+        for name in ("right", "wrong"):
+            secret = podman("exec", APP, "age-keygen")
+            path = workdir / f"{name}.agekey"
+            path.write_text(secret)
+            path.chmod(0o600)
+            public = podman("exec", "-i", APP, "age-keygen", "-y", stdin=secret).strip()
+            keys[name] = (path, public)
+        settings = {
+            "mysql_backup_offsite_endpoint": endpoint,
+            "mysql_backup_offsite_bucket": OFFSITE_BUCKET,
+            "mysql_backup_offsite_region": "ams3",
+            "mysql_backup_offsite_age_recipients": [keys["right"][1]],
+            "vault_mysql_backup_offsite_access_key": "mol-access-key",
+            "vault_mysql_backup_offsite_secret_key": "mol-secret-key-0123456789",
+        }
+        vars_file = workdir / "offsite.yml"
+        vars_file.write_text(json.dumps(settings))
+        yield {"endpoint": endpoint, "vars": f"@{vars_file}", "right": keys["right"][0],
+               "wrong": keys["wrong"][0], "server": server, "settings": settings}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+
+
+def s3_on_db(offsite, code: str) -> str:
+    """Run boto3 code on the database host (Debian's python3-boto3) with `s3` a client."""
+    s = offsite["settings"]
+    head = textwrap.dedent(f"""
+        import boto3, json, sys
+        from botocore.config import Config
+        s3 = boto3.client("s3", endpoint_url="{s['mysql_backup_offsite_endpoint']}", region_name="ams3",
+                          aws_access_key_id="x", aws_secret_access_key="y",
+                          config=Config(s3={{"addressing_style": "path"}}))
+        B = "{OFFSITE_BUCKET}"
+    """)
+    return podman("exec", "-i", DB, "python3", "-", stdin=head + textwrap.dedent(code))
+
+
+def test_a_backup_lands_off_site_encrypted_and_is_listed(state, offsite):
+    state["offsite_checksums"] = checksums()
+    run = playbook("backup.yml", "-e", offsite["vars"])
+    assert run.returncode == 0
+    backup_id = sorted(i for i in backup_ids() if i.startswith("oc_pizza-2"))[-1]
+    assert "size and ETag checked" in " ".join(run.stdout.split())
+    objects = json.loads(s3_on_db(offsite, f"""
+        out = {{}}
+        for o in s3.list_objects_v2(Bucket=B, Prefix="{OFFSITE_PREFIX}/{backup_id}/")["Contents"]:
+            out[o["Key"].rsplit("/", 1)[1]] = s3.get_object(Bucket=B, Key=o["Key"])["Body"].read(64).hex()
+        print(json.dumps(out))
+    """))
+    assert sorted(objects) == [f"{backup_id}.manifest.json.age", f"{backup_id}.offsite.json",
+                               f"{backup_id}.sql.gz.age"]
+    for name in (f"{backup_id}.sql.gz.age", f"{backup_id}.manifest.json.age"):
+        head = bytes.fromhex(objects[name])
+        # age's header, not gzip (1f8b) nor SQL nor JSON
+        assert head.startswith(b"age-encryption.org/v1\n-> X25519 "), head
+    listing = playbook("backups-list.yml", "-e", offsite["vars"])
+    assert listing.returncode == 0
+    line = next(li for li in listing.stdout.splitlines() if backup_id in li and "encrypted" in li)
+    assert "complete (encrypted)" in line
+    state["offsite_id"] = backup_id
+
+
+def _offsite_restore(offsite, state, *extra: str) -> subprocess.CompletedProcess[str]:
+    return playbook("restore.yml", "-e", offsite["vars"], "-e", f"backup={state['offsite_id']}",
+                    "-e", "source=offsite", *extra)
+
+
+def test_restore_from_off_site_with_the_right_identity_when_local_copies_are_gone(state, offsite):
+    sql(CHANGE_SQL)
+    assert checksums() != state["offsite_checksums"]
+    on_db(f"rm -rf {BACKUPS}/oc_pizza-*")
+    run = _offsite_restore(offsite, state, "-e", f"age_identity={offsite['right']}",
+                           "-e", "keep_previous=false")
+    assert run.returncode == 0
+    assert checksums() == state["offsite_checksums"]
+    # The identity was never written on the database host, nor shown.
+    secret = offsite["right"].read_text().split("AGE-SECRET-KEY-")[1].strip()[:20]
+    assert secret not in run.stdout + run.stderr
+    assert not on_db(f"grep -rl {secret} /run /tmp /var/tmp /root /etc {BACKUPS} 2>/dev/null",
+                     check=False).strip()
+    assert secret not in on_db("journalctl --no-pager -o cat")
+    assert not on_db(f"ls -A {BACKUPS} | grep -e incoming -e verified -e offsite", check=False).strip()
+
+
+def _truncate(offsite, state, undo: bool = False) -> None:
+    key = f"{OFFSITE_PREFIX}/{state['offsite_id']}/{state['offsite_id']}.sql.gz.age"
+    s3_on_db(offsite, f"""
+        import os
+        keep = "/root/.offsite-object"
+        if {undo}:
+            s3.put_object(Bucket=B, Key="{key}", Body=open(keep, "rb").read()); os.unlink(keep)
+        else:
+            blob = s3.get_object(Bucket=B, Key="{key}")["Body"].read()
+            open(keep, "wb").write(blob)
+            s3.put_object(Bucket=B, Key="{key}", Body=blob[: len(blob) * 2 // 3])
+    """)
+
+
+OFFSITE_REFUSALS = {
+    # what is wrong: (extra vars, what the message must say)
+    "wrong identity": ("wrong", "identity given cannot decrypt"),
+    "truncated object": ("right", "(truncated or replaced)"),
+    "missing credentials": ("right", "vault_mysql_backup_offsite_secret_key is missing or empty"),
+}
+
+
+@pytest.mark.parametrize("case", list(OFFSITE_REFUSALS))
+def test_a_bad_off_site_restore_is_refused_and_nothing_changes(state, offsite, case):
+    identity, says = OFFSITE_REFUSALS[case]
+    extra = ["-e", f"age_identity={offsite[identity]}"]
+    if case == "missing credentials":
+        extra += ["-e", "vault_mysql_backup_offsite_secret_key="]
+    if case == "truncated object":
+        _truncate(offsite, state)
+    before, dbs, ids, pid = checksums(), databases(), backup_ids(), gunicorn_pid()
+    try:
+        run = _offsite_restore(offsite, state, *extra)
+    finally:
+        if case == "truncated object":
+            _truncate(offsite, state, undo=True)
+    assert run.returncode != 0
+    output = " ".join(run.stdout.split())
+    assert says in output
+    assert checksums() == before and databases() == dbs and backup_ids() == ids
+    assert gunicorn_pid() == pid
+    assert not on_db(f"ls -A {BACKUPS} | grep -e incoming -e offsite", check=False).strip()
+
+
+def test_a_failed_upload_fails_the_run_and_keeps_the_local_backup(get_host, offsite):
+    """The S3 server is stopped: the scheduled run takes its backup, cannot copy it,
+    fails and checks in as failed; the local backup stays, and verifies."""
+    offsite["server"].terminate()
+    offsite["server"].wait(timeout=10)
+    host = get_host(DB)
+    ids, sent = backup_ids(), len(_checkins())
+    since = host.run("date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
+    result = host.run("systemctl start ocpizza-backup.service")
+    try:
+        assert result.rc != 0
+        errors = host.run(f"journalctl -u ocpizza-backup.service -p err --since '{since}' "
+                          "--no-pager -o cat").stdout
+        assert "off-site copy FAILED" in errors and "the local backups are kept" in errors
+        new = [i for i in backup_ids() if i not in ids]
+        assert len(new) == 1 and host.run(f"{TOOL} verify --quick {new[0]}").rc == 0
+        time.sleep(1)
+        assert _checkins()[sent:] == ["/ping/ocpizza-backup/fail"]
+        assert not host.run(f"ls -A {BACKUPS} | grep offsite").stdout.strip()
+    finally:
+        host.run("systemctl reset-failed ocpizza-backup.service")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from ocpizza_backup.checkin import checkin
 from ocpizza_backup.common import human_size, log
 from ocpizza_backup.config import DEFAULT_CONFIG, Config
 from ocpizza_backup.manifest import backup_files, list_ids, resolve
+from ocpizza_backup.offsite import LOCAL_ONLY_KINDS, fetch, list_remote, prune_remote, push, sync
 from ocpizza_backup.restore import restore_load, restore_switch
 from ocpizza_backup.retention import prune
-from ocpizza_backup.store import locked
+from ocpizza_backup.store import INCOMING_PREFIX, locked
 from ocpizza_backup.verify import verify
 
 
@@ -40,6 +42,26 @@ def format_list(rows: list[dict[str, Any]]) -> str:
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
+        for line in lines
+    )
+
+
+def format_remote(rows: list[dict[str, Any]]) -> str:
+    """The table printed by ``offsite-list``."""
+    lines = [("ID", "KIND", "TIME (UTC)", "SIZE", "STATUS")]
+    for r in rows:
+        lines.append(
+            (
+                r["id"],
+                r.get("kind") or "?",
+                (r.get("time") or "?").replace("T", " "),
+                human_size(r["bytes"]) if r.get("bytes") else "?",
+                "complete (encrypted)" if r["ok"] else "BAD: " + "; ".join(r["problems"])[:120],
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(4)]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
         for line in lines
@@ -74,6 +96,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--keep-daily", type=int)
     p.add_argument("--keep-weekly", type=int)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("offsite-list", help="list the off-site copies and whether each is complete")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser(
+        "offsite-fetch",
+        help="download an off-site copy, check it, decrypt it with the identity read on stdin",
+    )
+    p.add_argument("backup")
+    p.add_argument("--into", required=True, help=f"new directory <dir>/{INCOMING_PREFIX}*")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("checkin", help="ping the monitoring URL")
     p.add_argument("result", nargs="?", choices=("success", "fail", "auto"), default="auto")
@@ -119,10 +150,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _offsite_fetch(cfg: Config, args: argparse.Namespace) -> int:
+    """Download, check and decrypt an off-site copy into a new ``--into`` directory,
+    with the identity read on stdin. The outcome also goes to
+    ``<into>/offsite-fetch.json``: a caller that must hide this command's input
+    (Ansible's no_log hides the output too) reads it there."""
+    into = Path(args.into)
+    if into.parent != cfg.dir or not into.name.startswith(INCOMING_PREFIX):
+        raise BackupError(f"--into must be {cfg.dir}/{INCOMING_PREFIX}<name>")
+    cfg.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    into.mkdir(mode=0o700)
+    report = into / "offsite-fetch.json"
+    rc = 0
+    try:
+        identity = sys.stdin.buffer.read(65536)
+        if not identity.strip():
+            raise BackupError("refused: no age identity on standard input; nothing was changed")
+        with locked(cfg, "off-site fetch"):
+            files = fetch(cfg, args.backup, identity, into)
+        result: dict[str, Any] = {"ok": True, "id": files.id, "file": str(files.data)}
+    except BackupError as exc:
+        log(str(exc), "err")
+        rc = 2 if isinstance(exc, UnknownBackup) else 1
+        result = {"ok": False, "unknown": rc == 2, "problems": [str(exc)]}
+        for leftover in into.iterdir():
+            leftover.unlink()
+    report.write_text(json.dumps(result) + "\n", encoding="utf-8")
+    _emit(result, args.json, result.get("file") or "; ".join(result["problems"]))
+    return rc
+
+
 def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
     cmd = args.command
     if cmd == "backup":
         result = backup(cfg, args.kind)
+        if cfg.offsite and args.kind not in LOCAL_ONLY_KINDS:
+            try:
+                with locked(cfg, "off-site copy"):
+                    index = push(cfg, backup_files(cfg.dir / result["id"], result["id"]))
+                result["offsite"] = index["objects"]
+            except BackupError as exc:
+                kept = f"the local backup {result['id']} is kept"
+                result.update(ok=False, problems=[f"off-site copy FAILED: {exc} ({kept})"])
+                log(f"off-site copy FAILED: {exc} ({kept})", "err")
+                _emit(result, args.json)
+                return 1
         _emit(result, args.json, result["id"])
     elif cmd == "run":
         try:
@@ -132,6 +204,12 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
             return 1
         with locked(cfg, "prune"):
             prune(cfg)
+            if cfg.offsite:
+                try:
+                    sync(cfg, [backup_files(cfg.dir / i, i) for i in list_ids(cfg.dir)])
+                except BackupError as exc:
+                    log(f"off-site copy FAILED: {exc} (the local backups are kept)", "err")
+                    return 1
     elif cmd == "verify":
         check = verify(resolve(cfg.dir, args.backup), full=not args.quick)
         text = (
@@ -157,11 +235,22 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
             cfg.keep_weekly = args.keep_weekly
         with locked(cfg, "prune"):
             result = prune(cfg, args.dry_run)
+            if cfg.offsite:
+                result["offsite_pruned"] = prune_remote(cfg, dry_run=args.dry_run)
         _emit(
             result,
             args.json,
-            "\n".join(f"prune {i}" for i in result["pruned"]) or "nothing to prune",
+            "\n".join(
+                [f"prune {i}" for i in result["pruned"]]
+                + [f"prune off-site {i}" for i in result.get("offsite_pruned", [])]
+            )
+            or "nothing to prune",
         )
+    elif cmd == "offsite-list":
+        rows = list_remote(cfg)
+        _emit(rows, args.json, format_remote(rows) if rows else "no off-site copies")
+    elif cmd == "offsite-fetch":
+        return _offsite_fetch(cfg, args)
     elif cmd == "checkin":
         if args.result == "auto":
             success = os.environ.get("SERVICE_RESULT", "success") == "success" and os.environ.get(

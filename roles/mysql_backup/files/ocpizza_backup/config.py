@@ -24,6 +24,19 @@ class Config:
     compress_level: int = 6
     checkin_url: str = ""
     lock_timeout: int = 600
+    # Off-site copies (section [offsite]; off while endpoint is empty).
+    offsite_endpoint: str = ""
+    offsite_bucket: str = ""
+    offsite_region: str = ""
+    offsite_prefix: str = ""
+    offsite_recipients_file: str = "/etc/ocpizza-backup/offsite-recipients.txt"
+    offsite_credentials_file: str = "/etc/ocpizza-backup/offsite-credentials.conf"
+    offsite_part_mib: int = 16
+
+    @property
+    def offsite(self) -> bool:
+        """Whether backups are copied off-site (an endpoint is set)."""
+        return bool(self.offsite_endpoint)
 
     @classmethod
     def load(cls, path: str | None) -> Config:
@@ -46,4 +59,13 @@ class Config:
             cfg.compress_level = sec.getint("compress_level", cfg.compress_level)
             cfg.checkin_url = sec.get("checkin_url", cfg.checkin_url).strip()
             cfg.lock_timeout = sec.getint("lock_timeout", cfg.lock_timeout)
+        if parser.has_section("offsite"):
+            sec = parser["offsite"]
+            cfg.offsite_endpoint = sec.get("endpoint", "").strip()
+            cfg.offsite_bucket = sec.get("bucket", "").strip()
+            cfg.offsite_region = sec.get("region", "").strip()
+            cfg.offsite_prefix = sec.get("prefix", "").strip().strip("/")
+            cfg.offsite_recipients_file = sec.get("recipients_file", cfg.offsite_recipients_file)
+            cfg.offsite_credentials_file = sec.get("credentials_file", cfg.offsite_credentials_file)
+            cfg.offsite_part_mib = sec.getint("part_mib", cfg.offsite_part_mib)
         return cfg

@@ -19,6 +19,8 @@ from ocpizza_backup.config import Config
 PARTIAL_PREFIX = ".partial-"
 INCOMING_PREFIX = ".incoming-"
 VERIFIED_PREFIX = ".verified-"
+# The encrypted copies of a backup being uploaded off-site.
+OFFSITE_PREFIX = ".offsite-"
 
 
 @contextlib.contextmanager
@@ -53,7 +55,7 @@ def clean_work_dirs(cfg: Config) -> None:
     if not cfg.dir.is_dir():
         return
     for path in cfg.dir.iterdir():
-        if path.name.startswith((PARTIAL_PREFIX, VERIFIED_PREFIX)):
+        if path.name.startswith((PARTIAL_PREFIX, VERIFIED_PREFIX, OFFSITE_PREFIX)):
             shutil.rmtree(path, ignore_errors=True)
             log(f"removed {path.name}, left by an interrupted backup", "warning")
         elif path.name.startswith(INCOMING_PREFIX) and time.time() - path.stat().st_mtime > 86400:
