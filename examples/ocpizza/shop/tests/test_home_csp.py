@@ -35,6 +35,7 @@ class PageParts(HTMLParser):
         super().__init__()
         self.inline: list[str] = []
         self.stylesheets: list[str] = []
+        self.icons: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
@@ -47,6 +48,8 @@ class PageParts(HTMLParser):
                 self.inline.append(f'{name}="" attribute on <{tag}>')
         if tag == "link" and (values.get("rel") or "").lower() == "stylesheet":
             self.stylesheets.append(values.get("href") or "")
+        if tag == "link" and (values.get("rel") or "").lower() == "icon":
+            self.icons.append(values.get("href") or "")
         if tag == "a" and (values.get("href") or "").lower().startswith("javascript:"):
             self.inline.append("javascript: link")
 
@@ -77,6 +80,13 @@ class HomePageCspTests(TestCase):
         # The rules the page's look depends on (the browser test checks h1's colour).
         css = Path(str(found)).read_text()
         self.assertRegex(css, r"h1\s*\{[^}]*color:\s*#b22222")
+
+    def test_home_names_its_icon(self) -> None:
+        # Without one, browsers probe /favicon.ico, which the site does not serve:
+        # a 404 in the console of every visitor.
+        parts = parts_of(self.client.get("/").content.decode())
+        self.assertEqual(parts.icons, ["/static/shop/favicon.svg"])
+        self.assertIsNotNone(finders.find("shop/favicon.svg"))
 
     def test_stylesheet_is_collected_with_a_hashed_name(self) -> None:
         with tempfile.TemporaryDirectory() as static_root:
