@@ -100,6 +100,12 @@ class Browser:
             lambda d: d.execute_script("return document.readyState") == "complete"
         )
 
+    def wait_true(self, script: str, message: str) -> None:
+        """Wait (at most WAIT seconds) until ``script`` returns true in the page."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(self.driver, WAIT).until(lambda d: d.execute_script(script), message)
+
     def wait_for(self, css: str) -> Any:
         """The element ``css`` once it is visible (at most WAIT seconds)."""
         from selenium.webdriver.common.by import By

@@ -82,7 +82,10 @@ def test_home_page_is_styled_without_csp_violations(platform: Platform, browser:
     browser.driver.execute_script(
         "document.head.insertAdjacentHTML('beforeend', '<style>h1 { color: blue; }</style>')"
     )
-    time.sleep(0.2)  # the violation event is queued as a task
+    browser.wait_true(
+        "return window.__ocpizzaCsp.length > 0",
+        "an inline <style> added to the page was not reported as a CSP violation",
+    )
     caught = browser.problems()
     assert any(p.startswith("CSP: style-src") for p in caught), (
         f"an inline <style> was not reported as a CSP violation: {caught}"
