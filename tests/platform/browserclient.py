@@ -138,6 +138,18 @@ class Browser:
         self.taken.append(path)
         return path
 
+    @contextmanager
+    def shot_on_failure(self, name: str) -> Iterator[None]:
+        """On an exception in the block, a screenshot <shots>/<name>.png of where it stopped."""
+        try:
+            yield
+        except BaseException:
+            try:
+                self.shot(name)
+            except Exception:  # the browser itself may be what failed
+                pass
+            raise
+
     def collect(self) -> None:
         """Keep the current document's CSP violations and the console's errors so far."""
         found = [

@@ -60,82 +60,89 @@ def admin_problems(browser: Browser) -> list[str]:
 
 
 def test_home_page_is_styled_without_csp_violations(platform: Platform, browser: Browser) -> None:
-    browser.get(platform.site + "/")
-    browser.wait_for("h1")
-    page = browser.driver.execute_script(PAGE_STYLE)
-    browser.shot("01-home")
-    problems = browser.problems()
-    sheets = [s for s in page["sheets"] if HASHED_CSS.search(s["href"])]
-    assert sheets, f"the home page links no hashed shop/home.css: {page['sheets']}"
-    assert all(s["rules"] > 0 for s in sheets), f"the stylesheet is empty or unreadable: {sheets}"
-    loads = [entry for entry in page["loads"] if HASHED_CSS.search(entry["url"])]
-    assert loads and all(entry["status"] == 200 for entry in loads), (
-        f"the stylesheet request did not succeed: {page['loads']}"
-    )
-    assert page["h1"] == STYLED_H1, f"h1 is {page['h1']}, not the stylesheet's {STYLED_H1}"
-    assert problems == [], "the home page has CSP violations or console errors:\n" + "\n".join(
-        problems
-    )
+    with browser.shot_on_failure("01-home-failed"):
+        browser.get(platform.site + "/")
+        browser.wait_for("h1")
+        page = browser.driver.execute_script(PAGE_STYLE)
+        browser.shot("01-home")
+        problems = browser.problems()
+        sheets = [s for s in page["sheets"] if HASHED_CSS.search(s["href"])]
+        assert sheets, f"the home page links no hashed shop/home.css: {page['sheets']}"
+        assert all(s["rules"] > 0 for s in sheets), (
+            f"the stylesheet is empty or unreadable: {sheets}"
+        )
+        loads = [entry for entry in page["loads"] if HASHED_CSS.search(entry["url"])]
+        assert loads and all(entry["status"] == 200 for entry in loads), (
+            f"the stylesheet request did not succeed: {page['loads']}"
+        )
+        assert page["h1"] == STYLED_H1, f"h1 is {page['h1']}, not the stylesheet's {STYLED_H1}"
+        assert problems == [], "the home page has CSP violations or console errors:\n" + "\n".join(
+            problems
+        )
 
-    # The detector itself: an inline <style> added now must be blocked and reported,
-    # so "no violation" above means the policy is enforced and nothing broke it.
-    browser.driver.execute_script(
-        "document.head.insertAdjacentHTML('beforeend', '<style>h1 { color: blue; }</style>')"
-    )
-    browser.wait_true(
-        "return window.__ocpizzaCsp.length > 0",
-        "an inline <style> added to the page was not reported as a CSP violation",
-    )
-    caught = browser.problems()
-    assert any(p.startswith("CSP: style-src") for p in caught), (
-        f"an inline <style> was not reported as a CSP violation: {caught}"
-    )
-    assert browser.driver.execute_script(PAGE_STYLE)["h1"] == STYLED_H1, "an inline style applied"
+        # The detector itself: an inline <style> added now must be blocked and reported,
+        # so "no violation" above means the policy is enforced and nothing broke it.
+        browser.driver.execute_script(
+            "document.head.insertAdjacentHTML('beforeend', '<style>h1 { color: blue; }</style>')"
+        )
+        browser.wait_true(
+            "return window.__ocpizzaCsp.length > 0",
+            "an inline <style> added to the page was not reported as a CSP violation",
+        )
+        caught = browser.problems()
+        assert any(p.startswith("CSP: style-src") for p in caught), (
+            f"an inline <style> was not reported as a CSP violation: {caught}"
+        )
+        assert browser.driver.execute_script(PAGE_STYLE)["h1"] == STYLED_H1, (
+            "an inline style applied"
+        )
 
 
 def test_admin_logs_in_creates_an_order_sees_it_listed_and_logs_out(
     platform: Platform, browser: Browser
 ) -> None:
-    app = yaml.safe_load((platform.inventory / "group_vars" / "all" / "app.yml").read_text())
-    user, password = app["app_admin_user"], platform.vault()["vault_django_admin_password"]
-    customer = f"Browser test {time.strftime('%Y%m%d-%H%M%S')}"
+    with browser.shot_on_failure("99-admin-failed"):
+        app = yaml.safe_load((platform.inventory / "group_vars" / "all" / "app.yml").read_text())
+        user, password = app["app_admin_user"], platform.vault()["vault_django_admin_password"]
+        customer = f"Browser test {time.strftime('%Y%m%d-%H%M%S')}"
 
-    # Log in.
-    browser.get(platform.site + "/admin/")
-    browser.wait_for("#id_username").send_keys(user)
-    browser.wait_for("#id_password").send_keys(password)
-    browser.shot("02-admin-login")
-    browser.click_and_load("#login-form [type=submit]")
-    browser.wait_for("#user-tools")
-    assert browser.driver.current_url.rstrip("/").endswith("/admin"), browser.driver.current_url
-    browser.shot("03-admin-index")
-    assert admin_problems(browser) == [], "after the login"
+        # Log in.
+        browser.get(platform.site + "/admin/")
+        browser.wait_for("#id_username").send_keys(user)
+        browser.wait_for("#id_password").send_keys(password)
+        browser.shot("02-admin-login")
+        browser.click_and_load("#login-form [type=submit]")
+        browser.wait_for("#user-tools")
+        assert browser.driver.current_url.rstrip("/").endswith("/admin"), browser.driver.current_url
+        browser.shot("03-admin-index")
+        assert admin_problems(browser) == [], "after the login"
 
-    # Create an order: the required fields are the pizzeria and the customer's name.
-    browser.get(platform.site + "/admin/shop/order/add/")
-    pizzeria = browser.wait_for("#id_pizzeria")
-    options = [
-        o for o in pizzeria.find_elements("css selector", "option") if o.get_attribute("value")
-    ]
-    assert options, "no pizzeria to choose: the starting data was not imported"
-    options[0].click()
-    browser.wait_for("#id_customer_name").send_keys(customer)
-    browser.shot("04-order-form")
-    browser.click_and_load("input[name=_save]")
+        # Create an order: the required fields are the pizzeria and the customer's name.
+        browser.get(platform.site + "/admin/shop/order/add/")
+        pizzeria = browser.wait_for("#id_pizzeria")
+        options = [
+            o for o in pizzeria.find_elements("css selector", "option") if o.get_attribute("value")
+        ]
+        assert options, "no pizzeria to choose: the starting data was not imported"
+        options[0].click()
+        browser.wait_for("#id_customer_name").send_keys(customer)
+        browser.shot("04-order-form")
+        browser.click_and_load("input[name=_save]")
+        # The save redirects to the order list: an error there shows in the console.
+        assert admin_problems(browser) == [], "after saving the order, on the order list"
 
-    # Listed.
-    success = browser.wait_for(".messagelist .success").text
-    assert customer in browser.wait_for("#result_list").text, (
-        f"{customer!r} is not in the order list after saving ({success!r})"
-    )
-    assert "/admin/shop/order/" in browser.driver.current_url, browser.driver.current_url
-    browser.shot("05-order-listed")
-    assert admin_problems(browser) == [], "after creating the order"
+        # Listed.
+        success = browser.wait_for(".messagelist .success").text
+        assert customer in browser.wait_for("#result_list").text, (
+            f"{customer!r} is not in the order list after saving ({success!r})"
+        )
+        assert "/admin/shop/order/" in browser.driver.current_url, browser.driver.current_url
+        browser.shot("05-order-listed")
 
-    # Log out (a POST form in Django 5), then /admin/ asks for the login again.
-    browser.click_and_load("#logout-form [type=submit]")
-    browser.shot("06-logged-out")
-    browser.get(platform.site + "/admin/")
-    browser.wait_for("#id_username")
-    assert "/admin/login/" in browser.driver.current_url, browser.driver.current_url
-    assert admin_problems(browser) == [], "after logging out"
+        # Log out (a POST form in Django 5), then /admin/ asks for the login again.
+        browser.click_and_load("#logout-form [type=submit]")
+        browser.shot("06-logged-out")
+        browser.get(platform.site + "/admin/")
+        browser.wait_for("#id_username")
+        assert "/admin/login/" in browser.driver.current_url, browser.driver.current_url
+        assert admin_problems(browser) == [], "after logging out"
