@@ -5,6 +5,7 @@
 #
 # Idempotent: each step checks before it works, so a second run only checks.
 #   1. Debian packages for the lab (podman, runc, netavark, debootstrap, apt-cacher-ng, ...)
+#      and the browser test (chromium, chromium-driver)
 #      and apt-cacher-ng running for the lab's containers (OCPIZZA_APT_CACHE=off skips it)
 #   2-3. the control-node toolchain: scripts/toolchain.sh (.venv, collections)
 #   4. the lab base images (Debian 12, and the suites the role scenarios name; or
@@ -68,7 +69,11 @@ apt_cache_answers() { timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/3142' 2>/dev
 
 # 1. Debian packages -----------------------------------------------------------
 apt_packages=(podman runc netavark aardvark-dns debootstrap fuse-overlayfs slirp4netns uidmap
-              iptables openssh-client git make curl openssl)
+              iptables openssh-client git make curl openssl
+              # The platform run's browser test (tests/platform/test_90_browser.py): headless
+              # Chromium, its driver, certutil for a private trust store of the lab CA, and
+              # a font for readable screenshots (a Recommends --no-install-recommends drops).
+              chromium chromium-driver libnss3-tools fonts-liberation)
 apt_cache=${OCPIZZA_APT_CACHE:-on}
 [[ $apt_cache == off ]] || apt_packages+=(apt-cacher-ng)
 missing=()

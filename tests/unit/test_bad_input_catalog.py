@@ -82,6 +82,15 @@ def role(name: str, id: str, variable: str, value: Any, says: str, **more: Any) 
 
 SHORT = "too-short-pw"  # 12 characters
 SHA = "sha256:" + "a" * 64
+# Valid off-site settings of role mysql_backup; each off-site row breaks one of them.
+OFFSITE_OK = dict(
+    mysql_backup_offsite_endpoint="https://ams3.digitaloceanspaces.com",
+    mysql_backup_offsite_bucket="ocpizza-backups",
+    mysql_backup_offsite_region="ams3",
+    mysql_backup_offsite_age_recipients=["age1" + "q" * 58],
+    vault_mysql_backup_offsite_access_key="DO00EXAMPLEACCESS",
+    vault_mysql_backup_offsite_secret_key="example-secret-key-for-the-catalog",
+)
 ROWS: list[Row] = [
     # --- Secrets: missing, empty, placeholder, short (preflight) -------------------
     pre("secret-short", "vault_mysql_app_password", SHORT, "is shorter than 16 characters"),
@@ -249,6 +258,43 @@ ROWS: list[Row] = [
     # --- Role mysql_backup ----------------------------------------------------------
     role("mysql_backup", "compressor", "mysql_backup_compressor", "zip", "compressor"),
     role("mysql_backup", "keep-type", "mysql_backup_keep_daily", "a week", "keep_daily"),
+    *[
+        role(
+            "mysql_backup",
+            id,
+            var,
+            value,
+            says,
+            **{k: v for k, v in OFFSITE_OK.items() if k != var},
+        )
+        for id, var, value, says in (
+            ("offsite-no-recipients", "mysql_backup_offsite_age_recipients", [], "is empty"),
+            (
+                "offsite-private-key",
+                "mysql_backup_offsite_age_recipients",
+                ["AGE-SECRET-KEY-1XYZ"],
+                "not an age",
+            ),
+            (
+                "offsite-no-secret-key",
+                "vault_mysql_backup_offsite_secret_key",
+                "",
+                "is missing or empty",
+            ),
+            (
+                "offsite-no-bucket",
+                "mysql_backup_offsite_bucket",
+                "",
+                "mysql_backup_offsite_bucket a bucket name",
+            ),
+            (
+                "offsite-endpoint-path",
+                "mysql_backup_offsite_endpoint",
+                "ams3.digitaloceanspaces.com",
+                "an http(s) URL",
+            ),
+        )
+    ],
     # --- Role common ----------------------------------------------------------------
     role("common", "root-login", "common_sshd_permit_root_login", "yes", "permit_root_login"),
     role("common", "ssh-port", "common_sshd_port", "ssh", "common_sshd_port"),
