@@ -228,6 +228,8 @@ ROWS: list[Row] = [
     # --- Role nginx -----------------------------------------------------------------
     role("nginx", "tls-mode", "nginx_tls_mode", "selfsigned", "nginx_tls_mode"),
     role("nginx", "https-port", "nginx_public_https_port", "https", "nginx_public_https_port"),
+    role("nginx", "admin-open", "nginx_admin_allow_networks", [], "open to the Internet"),
+    role("nginx", "login-rate", "nginx_admin_login_rate", "ten a minute", "an nginx rate"),
     # --- Role firewall (finding 6: each inventory names who may reach SSH) -------------
     role("firewall", "ssh-empty", "firewall_ssh_sources", [], "must list the addresses"),
     # --- Role gunicorn --------------------------------------------------------------

@@ -382,6 +382,25 @@ def test_admin_allow_list(get_host, name):
         assert from_control_node.json()["path"] == "/admin/"
 
 
+def test_admin_login_is_rate_limited_while_the_site_answers():
+    # trixie's admin is open to the control node; the login form takes
+    # nginx_admin_login_burst (5) requests at once beyond its rate (10r/m).
+    name, burst, url = WEB[1], 5, f"https://{SITE}/admin/login/"
+    argv = ["curl", "-sS", "--noproxy", "*", "--max-time", "15", "--cacert", ca()]
+    argv += ["--resolve", f"{SITE}:443:{container_ip(name)}", "-w", "%{http_code}\n"]
+    argv += ["--data", "username=admin&password=guess"]
+    for _ in range(burst + 6):
+        argv += ["-o", "/dev/null", url]
+    codes = subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout.split()
+    assert codes[: burst + 1] == ["200"] * (burst + 1), codes
+    assert codes[-4:] == ["429"] * 4, codes
+    refused = curl(name, url)  # a GET is limited too
+    assert refused.status == 429
+    assert_security_headers(refused)
+    assert curl(name, f"https://{SITE}/").status == 200  # the site still answers
+    assert curl(name, f"https://{SITE}/admin/").status == 200  # and the rest of the admin
+
+
 # --- Static files ------------------------------------------------------------------
 
 
