@@ -230,6 +230,13 @@ ROWS: list[Row] = [
     role("nginx", "https-port", "nginx_public_https_port", "https", "nginx_public_https_port"),
     role("nginx", "admin-open", "nginx_admin_allow_networks", [], "open to the Internet"),
     role("nginx", "login-rate", "nginx_admin_login_rate", "ten a minute", "an nginx rate"),
+    role(
+        "nginx",
+        "health-detail",
+        "nginx_health_detail_sources",
+        ["monitoring box"],
+        "nginx_health_detail_sources",
+    ),
     # --- Role firewall (finding 6: each inventory names who may reach SSH) -------------
     role("firewall", "ssh-empty", "firewall_ssh_sources", [], "must list the addresses"),
     # --- Role gunicorn --------------------------------------------------------------
