@@ -74,10 +74,10 @@ class _Endpoint:
         self.server.server_close()
 
 
-def run(**settings: Any) -> str:
+def run(*args: str, **settings: Any) -> str:
     out = StringIO()
     with override_settings(**settings):
-        call_command("sentry_check", "--timeout", "5", stdout=out, stderr=StringIO())
+        call_command("sentry_check", "--timeout", "5", *args, stdout=out, stderr=StringIO())
     return out.getvalue().strip()
 
 
@@ -98,6 +98,11 @@ class SentryCheckCommandTests(SimpleTestCase):
         exception = event["exception"]["values"][-1]
         self.assertEqual(exception["type"], "SentryCheckError")
         self.assertIn(match[2], exception["value"])
+
+    def test_dsn_option_overrides_the_setting(self) -> None:
+        with _Endpoint() as endpoint:
+            run("--dsn", endpoint.dsn(), SENTRY_DSN="", SENTRY_RELEASE="r-43")
+        self.assertEqual([e["release"] for e in endpoint.items], ["r-43"])
 
     def test_not_configured_fails(self) -> None:
         with self.assertRaisesMessage(CommandError, "SENTRY_DSN is empty"):

@@ -57,12 +57,20 @@ class Command(BaseCommand):
             default=10.0,
             help="Seconds to wait for the Sentry endpoint to accept the event (default 10).",
         )
+        parser.add_argument(
+            "--dsn",
+            default="",
+            help=(
+                "Send to this DSN instead of SENTRY_DSN (to test another endpoint; the "
+                "release and environment stay the configured ones)."
+            ),
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         timeout: float = options["timeout"]
         if timeout <= 0:
             raise CommandError("--timeout must be a positive number of seconds")
-        dsn = getattr(settings, "SENTRY_DSN", "")
+        dsn = options["dsn"] or getattr(settings, "SENTRY_DSN", "")
         if not dsn:
             raise CommandError("Sentry is not configured: SENTRY_DSN is empty")
 
