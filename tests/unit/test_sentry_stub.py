@@ -2,13 +2,16 @@
 
 Raw envelopes (plain and gzip, with and without item lengths, the store
 endpoint), the key and project checks, the bounded lifetime; and, when
-sentry-sdk is importable, an event sent by sentry-sdk itself.
+sentry-sdk is importable, an event sent by sentry-sdk itself. Then
+playbooks/verify.yml's Sentry check (its two tasks, on localhost).
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
+import subprocess
 import sys
 import time
 import urllib.error
@@ -16,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
@@ -126,3 +130,87 @@ def test_an_event_sent_by_sentry_sdk() -> None:
     assert event["release"] == "rel-1"
     assert event["environment"] == "lab"
     assert event["exception"]["values"][0]["value"] == "sdk test event"
+
+
+# --- verify.yml's Sentry check --------------------------------------------------
+# The two tasks of playbooks/verify.yml, run as they are on localhost with a
+# stand-in for ocpizza-manage: the check's result, and the DSN in no output.
+
+ROOT = Path(__file__).resolve().parents[2]
+DSN = "https://0123456789abcdef0123456789abcdef@o1.ingest.example.com/42"
+FAKE_MANAGE = """#!/bin/sh
+if [ "$MODE" = ok ]; then echo "event 0123abcd accepted (marker ffee)"; exit 0; fi
+echo "CommandError: event 0123abcd not delivered: HTTPSConnectionPool for {dsn}" >&2
+exit 1
+"""
+
+
+def _verify_sentry(tmp_path: Path, mode: str, configured: bool = True) -> tuple[dict, str]:
+    verify = yaml.safe_load((ROOT / "playbooks" / "verify.yml").read_text())[0]
+    tasks = [t for t in verify["tasks"] if "Sentry" in t["name"]]
+    assert len(tasks) == 2, [t["name"] for t in tasks]
+    out = tmp_path / "checks.json"
+    tasks.append(
+        {
+            "name": "Write the checks",
+            "ansible.builtin.copy": {
+                "content": "{{ ocpizza_checks | default([]) | to_json }}",
+                "dest": str(out),
+                "mode": "0600",
+            },
+        }
+    )
+    play = [{"name": "t", "hosts": "appservers", "gather_facts": False, "tasks": tasks}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
+    (tmp_path / "hosts").write_text(
+        f"[appservers]\nlocalhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+    )
+    manage = tmp_path / "ocpizza-manage"
+    manage.write_text(FAKE_MANAGE.format(dsn=DSN))
+    manage.chmod(0o755)
+    extra = {
+        "verify__manage": str(manage),
+        "verify__optional_set": {"stdout_lines": ["SENTRY_DSN"] if configured else []},
+    }
+    env = {**os.environ, "MODE": mode, "ANSIBLE_NOCOLOR": "1"}
+    env.pop("ANSIBLE_CONFIG", None)
+    res = subprocess.run(
+        [
+            *("ansible-playbook", "-v", "-i", str(tmp_path / "hosts"), str(tmp_path / "play.yml")),
+            *("-e", json.dumps(extra)),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    return json.loads(out.read_text()), res.stdout + res.stderr
+
+
+def test_verify_records_an_accepted_event(tmp_path: Path) -> None:
+    checks, _ = _verify_sentry(tmp_path, "ok")
+    assert checks == [
+        {
+            "name": "Sentry accepts an event from localhost",
+            "ok": True,
+            "detail": "event 0123abcd accepted",
+        }
+    ]
+
+
+def test_verify_records_a_refusal_without_the_dsn(tmp_path: Path) -> None:
+    checks, output = _verify_sentry(tmp_path, "fail")
+    [check] = checks
+    assert check["ok"] is False
+    assert check["detail"].startswith("not accepted: CommandError: event 0123abcd not delivered")
+    assert "o1.ingest.example.com/42" in check["detail"]  # where, but not the key
+    assert "0123456789abcdef0123456789abcdef" not in json.dumps(checks)
+    assert "0123456789abcdef0123456789abcdef" not in output
+
+
+def test_verify_skips_sentry_when_not_configured(tmp_path: Path) -> None:
+    checks, _ = _verify_sentry(tmp_path, "ok", configured=False)
+    assert checks == []
