@@ -18,6 +18,20 @@ SENSITIVE_KEY = re.compile(
 )
 # Request headers dropped outright (on top of send_default_pii=False).
 DROPPED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+# A release directory's name: <UTC timestamp of the build>-<commit>.
+RELEASE_DIR = re.compile(r"^\d{14}-(?P<commit>[0-9a-f]{7,40})$")
+
+
+def sentry_release(release: str) -> str:
+    """The Sentry release of a deployed release: its commit.
+
+    Release directories are named ``<build timestamp>-<commit>``, and each
+    app server builds its own (one at a time), so the timestamps differ from
+    server to server; the commit is what they share, and what a deploy
+    records with Sentry. Any other value is kept as it is.
+    """
+    match = RELEASE_DIR.match(release)
+    return match["commit"] if match else release
 
 
 def _scrub(value: Any, depth: int = 0) -> Any:
@@ -77,8 +91,10 @@ def init_sentry(
 ) -> bool:
     """Initialise sentry-sdk with the Django integration when ``dsn`` is set.
 
-    Returns whether Sentry was initialised. Without a DSN nothing is imported
-    or started, so the application never talks to Sentry by accident.
+    ``release`` is a release directory's name or any other identifier (see
+    :func:`sentry_release`). Returns whether Sentry was initialised. Without
+    a DSN nothing is imported or started, so the application never talks to
+    Sentry by accident.
     ``transport`` replaces sentry-sdk's HTTP transport (``sentry_check`` uses
     one that records whether the event was accepted).
     """
@@ -93,7 +109,7 @@ def init_sentry(
     sentry_sdk.init(
         dsn=dsn,
         environment=environment or None,
-        release=release or None,
+        release=sentry_release(release) or None,
         integrations=[DjangoIntegration()],
         traces_sample_rate=traces_sample_rate,
         send_default_pii=False,

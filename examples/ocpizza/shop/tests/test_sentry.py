@@ -19,7 +19,7 @@ import sentry_sdk
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import SimpleTestCase, override_settings
-from ocpizza.observability import FILTERED, scrub_event
+from ocpizza.observability import FILTERED, scrub_event, sentry_release
 
 KEY = "0123456789abcdef0123456789abcdef"
 
@@ -103,6 +103,14 @@ class SentryCheckCommandTests(SimpleTestCase):
         with _Endpoint() as endpoint:
             run("--dsn", endpoint.dsn(), SENTRY_DSN="", SENTRY_RELEASE="r-43")
         self.assertEqual([e["release"] for e in endpoint.items], ["r-43"])
+
+    def test_release_directory_is_reported_as_its_commit(self) -> None:
+        # app1 and app2 build the same commit at different times.
+        with _Endpoint() as endpoint:
+            run(SENTRY_DSN=endpoint.dsn(), SENTRY_RELEASE="20261130151822-d652015")
+        self.assertEqual([e["release"] for e in endpoint.items], ["d652015"])
+        self.assertEqual(sentry_release("20261130151900-d652015"), "d652015")
+        self.assertEqual(sentry_release("v1.2-rc"), "v1.2-rc")
 
     def test_not_configured_fails(self) -> None:
         with self.assertRaisesMessage(CommandError, "SENTRY_DSN is empty"):
