@@ -27,9 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 PATH = re.compile(r"^/api/(?P<project>\d+)/(?P<endpoint>envelope|store)/?$")
+# The web API a deploy uses (https://docs.sentry.io/api/releases/).
+RELEASES = re.compile(r"^/api/0/organizations/(?P<org>[\w.-]+)/releases/$")
+DEPLOYS = re.compile(
+    r"^/api/0/organizations/(?P<org>[\w.-]+)/releases/(?P<version>[^/]+)/deploys/$"
+)
 MAX_BODY = 10 * 1024 * 1024
 
 
@@ -114,9 +119,14 @@ class SentryStub:
         port: int = 0,
         *,
         project: int = 42,
+        organization: str = "ocpizza",
         lifetime: float = 300.0,
     ) -> None:
         self.project = project
+        self.organization = organization
+        self.auth_token = secrets.token_hex(32)
+        self.releases: dict[str, dict[str, Any]] = {}
+        self.deploys: list[dict[str, Any]] = []
         self.public_key = secrets.token_hex(16)
         self.lifetime = lifetime
         self.events: list[dict[str, Any]] = []
@@ -133,6 +143,12 @@ class SentryStub:
     def address(self) -> tuple[str, int]:
         host, port = self._server.server_address[:2]
         return str(host), int(port)
+
+    @property
+    def url(self) -> str:
+        """The base URL of the web API (Sentry's ``https://sentry.io``)."""
+        host, port = self.address
+        return f"http://{host}:{port}"
 
     @property
     def dsn(self) -> str:
@@ -156,7 +172,39 @@ class SentryStub:
                 with stub._lock:
                     stub.requests.append((urlsplit(self.path).path, status))
 
+            def _web_api(self, path: str) -> None:
+                releases, deploys = RELEASES.match(path), DEPLOYS.match(path)
+                match = releases or deploys
+                body = self.rfile.read(min(int(self.headers.get("Content-Length") or 0), MAX_BODY))
+                if self.headers.get("Authorization", "") != f"Bearer {stub.auth_token}":
+                    return self._answer(401, {"detail": "Invalid token"})
+                if not match or match["org"] != stub.organization:
+                    return self._answer(404, {"detail": "The requested resource does not exist"})
+                try:
+                    data = json.loads(body)
+                except ValueError:
+                    return self._answer(400, {"detail": "body is not JSON"})
+                with stub._lock:
+                    if releases:
+                        version = data.get("version") if isinstance(data, dict) else None
+                        if not version or not data.get("projects"):
+                            return self._answer(400, {"detail": "version and projects required"})
+                        status = 208 if version in stub.releases else 201
+                        stub.releases.setdefault(version, data)
+                        stub._lock.notify_all()
+                        return self._answer(status, {"version": version})
+                    version = unquote(match["version"])
+                    if version not in stub.releases:
+                        return self._answer(404, {"detail": "unknown release"})
+                    if not isinstance(data, dict) or not data.get("environment"):
+                        return self._answer(400, {"detail": "environment required"})
+                    stub.deploys.append({**data, "version": version})
+                    stub._lock.notify_all()
+                    return self._answer(201, {"environment": data["environment"]})
+
             def do_POST(self) -> None:
+                if urlsplit(self.path).path.startswith("/api/0/"):
+                    return self._web_api(urlsplit(self.path).path)
                 match = PATH.match(urlsplit(self.path).path)
                 if not match:
                     return self._answer(404, {"detail": "unknown endpoint"})

@@ -100,6 +100,39 @@ def test_refuses_wrong_key_project_and_garbage() -> None:
             stub.wait_for_event(lambda e: True, timeout=0.2)
 
 
+def api(stub: SentryStub, path: str, body: object, token: str | None = None) -> int:
+    request = urllib.request.Request(
+        stub.url + path,
+        data=json.dumps(body).encode(),
+        headers={
+            "Authorization": f"Bearer {token or stub.auth_token}",
+            "Content-Type": "application/json",
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_records_releases_and_deploys() -> None:
+    with SentryStub() as stub:
+        releases = f"/api/0/organizations/{stub.organization}/releases/"
+        release = {"version": "d652015", "projects": ["ocpizza"]}
+        assert api(stub, releases, release, token="0" * 64) == 401
+        assert api(stub, "/api/0/organizations/other/releases/", release) == 404
+        assert api(stub, f"{releases}d652015/deploys/", {"environment": "lab"}) == 404
+        assert api(stub, releases, {"version": "d652015"}) == 400
+        assert api(stub, releases, release) == 201
+        assert api(stub, releases, release) == 208
+        assert api(stub, f"{releases}d652015/deploys/", {}) == 400
+        assert api(stub, f"{releases}d652015/deploys/", {"environment": "lab", "name": "x"}) == 201
+        assert stub.releases == {"d652015": release}
+        assert stub.deploys == [{"environment": "lab", "name": "x", "version": "d652015"}]
+
+
 def test_lifetime_is_bounded() -> None:
     stub = SentryStub(lifetime=0.3).start()
     try:
