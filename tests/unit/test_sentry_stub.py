@@ -54,6 +54,11 @@ def post(
     }
     if encoding:
         headers["Content-Encoding"] = encoding
+    return send(url, body, headers)
+
+
+def send(url: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST ``body``; the HTTP status, error or not."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
@@ -101,20 +106,8 @@ def test_refuses_wrong_key_project_and_garbage() -> None:
 
 
 def api(stub: SentryStub, path: str, body: object, token: str | None = None) -> int:
-    request = urllib.request.Request(
-        stub.url + path,
-        data=json.dumps(body).encode(),
-        headers={
-            "Authorization": f"Bearer {token or stub.auth_token}",
-            "Content-Type": "application/json",
-        },
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+    headers = {"Authorization": f"Bearer {token or stub.auth_token}"}
+    return send(stub.url + path, json.dumps(body).encode(), headers)
 
 
 def test_records_releases_and_deploys() -> None:
@@ -178,40 +171,52 @@ exit 1
 """
 
 
-def _verify_sentry(tmp_path: Path, mode: str, configured: bool = True) -> tuple[dict, str]:
+# (mode of the stand-in, whether the environment file holds SENTRY_DSN) per case.
+CASES = {"accepted": ("ok", True), "refused": ("fail", True), "not configured": ("ok", False)}
+
+
+@pytest.fixture(scope="module")
+def verify_sentry(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, list], str]:
+    """The checks each case records, and the run's whole output (one ansible-playbook run)."""
+    tmp_path = tmp_path_factory.mktemp("verify-sentry")
     verify = yaml.safe_load((ROOT / "playbooks" / "verify.yml").read_text())[0]
     tasks = [t for t in verify["tasks"] if "Sentry" in t["name"]]
     assert len(tasks) == 2, [t["name"] for t in tasks]
-    out = tmp_path / "checks.json"
-    tasks.append(
-        {
-            "name": "Write the checks",
-            "ansible.builtin.copy": {
-                "content": "{{ ocpizza_checks | default([]) | to_json }}",
-                "dest": str(out),
-                "mode": "0600",
-            },
-        }
-    )
-    play = [{"name": "t", "hosts": "appservers", "gather_facts": False, "tasks": tasks}]
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
-    (tmp_path / "hosts").write_text(
-        f"[appservers]\nlocalhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
-    )
     manage = tmp_path / "ocpizza-manage"
     manage.write_text(FAKE_MANAGE.format(dsn=DSN))
     manage.chmod(0o755)
-    extra = {
-        "verify__manage": str(manage),
-        "verify__optional_set": {"stdout_lines": ["SENTRY_DSN"] if configured else []},
-    }
-    env = {**os.environ, "MODE": mode, "ANSIBLE_NOCOLOR": "1"}
+    plays = []
+    for number, (case, (mode, configured)) in enumerate(CASES.items()):
+        reset = {"name": "Start with no checks", "ansible.builtin.set_fact": {"ocpizza_checks": []}}
+        write = {
+            "name": "Write the checks",
+            "ansible.builtin.copy": {
+                "content": "{{ ocpizza_checks | to_json }}",
+                "dest": str(tmp_path / f"checks-{number}.json"),
+                "mode": "0600",
+            },
+        }
+        plays.append(
+            {
+                "name": case,
+                "hosts": "appservers",
+                "gather_facts": False,
+                "environment": {"MODE": mode},
+                "vars": {
+                    "verify__manage": str(manage),
+                    "verify__optional_set": {"stdout_lines": ["SENTRY_DSN"] if configured else []},
+                },
+                "tasks": [reset, *tasks, write],
+            }
+        )
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(plays))
+    (tmp_path / "hosts").write_text(
+        f"[appservers]\nlocalhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+    )
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1"}
     env.pop("ANSIBLE_CONFIG", None)
     res = subprocess.run(
-        [
-            *("ansible-playbook", "-v", "-i", str(tmp_path / "hosts"), str(tmp_path / "play.yml")),
-            *("-e", json.dumps(extra)),
-        ],
+        ["ansible-playbook", "-v", "-i", str(tmp_path / "hosts"), str(tmp_path / "play.yml")],
         capture_output=True,
         text=True,
         env=env,
@@ -220,12 +225,15 @@ def _verify_sentry(tmp_path: Path, mode: str, configured: bool = True) -> tuple[
         check=False,
     )
     assert res.returncode == 0, res.stdout + res.stderr
-    return json.loads(out.read_text()), res.stdout + res.stderr
+    checks = {
+        case: json.loads((tmp_path / f"checks-{number}.json").read_text())
+        for number, case in enumerate(CASES)
+    }
+    return checks, res.stdout + res.stderr
 
 
-def test_verify_records_an_accepted_event(tmp_path: Path) -> None:
-    checks, _ = _verify_sentry(tmp_path, "ok")
-    assert checks == [
+def test_verify_records_an_accepted_event(verify_sentry: tuple[dict[str, list], str]) -> None:
+    assert verify_sentry[0]["accepted"] == [
         {
             "name": "Sentry accepts an event from localhost",
             "ok": True,
@@ -234,9 +242,11 @@ def test_verify_records_an_accepted_event(tmp_path: Path) -> None:
     ]
 
 
-def test_verify_records_a_refusal_without_the_dsn(tmp_path: Path) -> None:
-    checks, output = _verify_sentry(tmp_path, "fail")
-    [check] = checks
+def test_verify_records_a_refusal_without_the_dsn(
+    verify_sentry: tuple[dict[str, list], str],
+) -> None:
+    checks, output = verify_sentry
+    [check] = checks["refused"]
     assert check["ok"] is False
     assert check["detail"].startswith("not accepted: CommandError: event 0123abcd not delivered")
     assert "o1.ingest.example.com/42" in check["detail"]  # where, but not the key
@@ -244,6 +254,7 @@ def test_verify_records_a_refusal_without_the_dsn(tmp_path: Path) -> None:
     assert "0123456789abcdef0123456789abcdef" not in output
 
 
-def test_verify_skips_sentry_when_not_configured(tmp_path: Path) -> None:
-    checks, _ = _verify_sentry(tmp_path, "ok", configured=False)
-    assert checks == []
+def test_verify_skips_sentry_when_not_configured(
+    verify_sentry: tuple[dict[str, list], str],
+) -> None:
+    assert verify_sentry[0]["not configured"] == []
