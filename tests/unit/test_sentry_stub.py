@@ -127,9 +127,9 @@ def test_records_releases_and_deploys() -> None:
 
 
 def test_lifetime_is_bounded() -> None:
-    stub = SentryStub(lifetime=0.3).start()
+    stub = SentryStub(lifetime=0.1).start()
     try:
-        time.sleep(0.8)
+        time.sleep(0.4)
         with pytest.raises(OSError):
             post(stub, envelope(EVENT))
     finally:

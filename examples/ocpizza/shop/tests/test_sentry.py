@@ -60,7 +60,9 @@ class _Endpoint:
                 self.wfile.write(b"{}")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def dsn(self, key: str = KEY) -> str:
         return f"http://{key}@127.0.0.1:{self.server.server_address[1]}/7"
