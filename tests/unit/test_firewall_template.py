@@ -141,3 +141,9 @@ def test_the_role_has_no_permissive_ssh_default():
     spec = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())
     option = spec["argument_specs"]["main"]["options"]["firewall_ssh_sources"]
     assert "default" not in option and option["required"] is True
+
+
+def test_no_inventory_inherits_admin_networks_from_the_project() -> None:
+    """Each inventory names the networks SSH and /admin/ are open to: no project default."""
+    project = yaml.safe_load((REPO / "group_vars" / "all" / "main.yml").read_text())
+    assert "ocpizza_admin_networks" not in project
