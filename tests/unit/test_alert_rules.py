@@ -87,7 +87,9 @@ def run_promtool(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[st
     )
 
 
-def promtool_test(tmp_path: Path, rules_text: str, test_file: Path) -> subprocess.CompletedProcess[str]:
+def promtool_test(
+    tmp_path: Path, rules_text: str, test_file: Path
+) -> subprocess.CompletedProcess[str]:
     """``promtool test rules`` of ``test_file`` against ``rules_text``."""
     (tmp_path / RULES_NAME).write_text(rules_text)
     shutil.copy(test_file, tmp_path / test_file.name)
