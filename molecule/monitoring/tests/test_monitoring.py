@@ -9,10 +9,14 @@ the target's private address only.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -140,6 +144,25 @@ def test_alertmanager_has_loaded_its_configuration(mon: testinfra.host.Host) -> 
     assert status["cluster"]["status"] == "disabled"
 
 
+def entry_points() -> dict[str, Any]:
+    """Run entry_points.yml (role monitoring's check.yml and alerts.yml) with the
+    scenario's inventory; what they found."""
+    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    binary = Path(sys.executable).parent / "ansible-playbook"
+    playbook = Path(__file__).resolve().parent.parent / "entry_points.yml"
+    out = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "entry_points.json"
+    out.unlink(missing_ok=True)
+    result = subprocess.run(
+        [str(binary), "-i", str(inventory), str(playbook), "-e", f"entry_points_out={out}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    return json.loads(out.read_text())
+
+
 def received(mon: testinfra.host.Host) -> list[dict[str, Any]]:
     """What the webhook receiver has recorded."""
     out = mon.run("cat %s", RECEIVED).stdout
@@ -177,6 +200,13 @@ def test_host_down_reaches_the_webhook_then_resolves(
         assert alert["labels"]["severity"] == "critical"
         assert TARGET in alert["annotations"]["summary"]
         assert alert["annotations"]["runbook"].startswith("docs/monitoring.md#hostdown")
+        # While it fires: role monitoring's check.yml names the target that is
+        # down, and alerts.yml (status.yml) lists the alert.
+        result = entry_points()
+        scrape = next(c for c in result["checks"] if c["name"] == "Prometheus scrapes every target")
+        assert not scrape["ok"] and TARGET in scrape["detail"], scrape
+        assert all(c["ok"] for c in result["checks"] if c is not scrape), result["checks"]
+        assert "HostDown" in result["alerts"]
     finally:
         target.check_output("systemctl start prometheus-node-exporter")
     started = float(mon.check_output("date +%s.%N"))
