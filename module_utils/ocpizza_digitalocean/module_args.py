@@ -140,7 +140,8 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "monitoring": {"type": "bool", "default": True},
     "ipv6": {"type": "bool", "default": False},
     "backups": {"type": "bool", "default": False},
-    "user_data": {"type": "str"},
+    # May carry the droplets' SSH host key (the staging workflow pins it): never logged.
+    "user_data": {"type": "str", "no_log": True},
     "wait": {"type": "bool", "default": True},
     "wait_timeout": {"type": "int", "default": 600},
     "poll_interval": {"type": "float", "default": 5.0},

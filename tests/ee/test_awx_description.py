@@ -204,7 +204,7 @@ def test_without_the_job_environment_the_project_defaults_win(awx):
     host = awx["hosts"][0]
     cli = hostvars(awx["inventory"])[host]
     job = hostvars(awx["script"], SCRIPT_ONLY)[host]
-    assert job["ocpizza_admin_networks"] != cli["ocpizza_admin_networks"]
+    assert job["ocpizza_do_vpc_ip_range"] != cli["ocpizza_do_vpc_ip_range"]
 
 
 def test_a_job_decrypts_the_vault_strings_with_its_vault_credential(awx):

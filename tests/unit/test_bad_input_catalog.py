@@ -301,6 +301,17 @@ ROWS: list[Row] = [
     # --- Role nginx -----------------------------------------------------------------
     role("nginx", "tls-mode", "nginx_tls_mode", "selfsigned", "nginx_tls_mode"),
     role("nginx", "https-port", "nginx_public_https_port", "https", "nginx_public_https_port"),
+    role("nginx", "admin-open", "nginx_admin_allow_networks", [], "open to the Internet"),
+    role("nginx", "login-rate", "nginx_admin_login_rate", "ten a minute", "an nginx rate"),
+    role(
+        "nginx",
+        "health-detail",
+        "nginx_health_detail_sources",
+        ["monitoring box"],
+        "nginx_health_detail_sources",
+    ),
+    # --- Role firewall (finding 6: each inventory names who may reach SSH) -------------
+    role("firewall", "ssh-empty", "firewall_ssh_sources", [], "must list the addresses"),
     # --- Role gunicorn --------------------------------------------------------------
     role("gunicorn", "workers", "gunicorn_workers", "many", "gunicorn_workers"),
     role("gunicorn", "loglevel", "gunicorn_loglevel", "verbose", "gunicorn_loglevel"),

@@ -16,6 +16,9 @@ from shop.models import Pizza, Pizzeria, RecipeLine
 
 logger = logging.getLogger(__name__)
 
+# Set by nginx on every proxied request: "0" when the client gets no detail.
+HEALTH_DETAIL_HEADER = "X-OCPizza-Health-Detail"
+
 
 def home(request: HttpRequest) -> HttpResponse:
     """The list of pizzerias and of the pizzas on the menu."""
@@ -43,14 +46,19 @@ def database_is_up() -> bool:
 def healthz(request: HttpRequest) -> JsonResponse:
     """Health of this instance: 200 when the database answers, 503 when not.
 
-    No authentication, no redirect and never cached.
+    No authentication, no redirect and never cached. The detail (the database's
+    state and the release) goes to the platform only: nginx sets
+    ``X-OCPizza-Health-Detail`` on every request it proxies, replacing any value
+    the client sent, to ``1`` for its own host, the web servers and the
+    monitoring hosts and to ``0`` for everyone else, who get the bare status
+    with the same code. A request without the header did not come through
+    nginx: gunicorn is reachable from the web servers and this host only (role
+    firewall), as the deploy's and the checks' own requests are.
     """
     database = database_is_up()
-    payload = {
-        "status": "ok" if database else "error",
-        "database": database,
-        "release": settings.OCPIZZA_RELEASE,
-    }
+    payload: dict[str, object] = {"status": "ok" if database else "error"}
+    if request.headers.get(HEALTH_DETAIL_HEADER, "1") != "0":
+        payload |= {"database": database, "release": settings.OCPIZZA_RELEASE}
     response = JsonResponse(payload, status=200 if database else 503)
     response["X-Content-Type-Options"] = "nosniff"
     # database_is_up() already logged the cause as a warning: keep Django from

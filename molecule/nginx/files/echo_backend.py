@@ -10,7 +10,8 @@ tests can see what nginx forwards.
 - While /run/echo-backend.fail exists it answers 502 (failover tests).
 - Under /django/ it answers as the app does where the role's check.yml looks
   (the visitor check runs with verify_url https://www.ocpizza.com/django):
-  the admin redirects to its login, the health path reports the database.
+  the admin redirects to its login, the health path reports the bare status
+  or, when nginx says so (X-OCPizza-Health-Detail), the database and release.
 """
 
 import json
@@ -37,7 +38,11 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return True
         if path == f"{APP_PREFIX}/healthz":
-            payload = json.dumps({"database": True, "release": "echo-backend"}).encode()
+            # The bare status when nginx says the client gets no detail.
+            health = {"status": "ok"}
+            if self.headers.get("X-OCPizza-Health-Detail", "1") != "0":
+                health |= {"database": True, "release": "echo-backend"}
+            payload = json.dumps(health).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))

@@ -382,6 +382,43 @@ def test_admin_allow_list(get_host, name):
         assert from_control_node.json()["path"] == "/admin/"
 
 
+def test_admin_login_is_rate_limited_while_the_site_answers():
+    # trixie's admin is open to the control node; the login form takes
+    # nginx_admin_login_burst (5) requests at once beyond its rate (10r/m).
+    name, burst, url = WEB[1], 5, f"https://{SITE}/admin/login/"
+    argv = ["curl", "-sS", "--noproxy", "*", "--max-time", "15", "--cacert", ca()]
+    argv += ["--resolve", f"{SITE}:443:{container_ip(name)}", "-w", "%{http_code}\n"]
+    argv += ["--data", "username=admin&password=guess"]
+    for _ in range(burst + 6):
+        argv += ["-o", "/dev/null", url]
+    codes = subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout.split()
+    assert codes[: burst + 1] == ["200"] * (burst + 1), codes
+    assert codes[-4:] == ["429"] * 4, codes
+    refused = curl(name, url)  # a GET is limited too
+    assert refused.status == 429
+    assert_security_headers(refused)
+    assert curl(name, f"https://{SITE}/").status == 200  # the site still answers
+    assert curl(name, f"https://{SITE}/admin/").status == 200  # and the rest of the admin
+
+
+def detail_header(res: str | bytes) -> str:
+    """The X-OCPizza-Health-Detail the stand-in app received (nginx's verdict)."""
+    return json.loads(res)["headers"]["x-ocpizza-health-detail"]
+
+
+@pytest.mark.parametrize("name", WEB)
+def test_health_detail_only_for_this_host_and_the_web_servers(get_host, name):
+    url = f"https://{SITE}/healthz"
+    # A visitor gets "0", even when it claims otherwise.
+    public = curl(name, url, "-H", "X-OCPizza-Health-Detail: 1")
+    assert public.status == 200 and detail_header(public.body) == "0"
+    # The web host itself (loopback), and the other web server: "1".
+    local = "curl -sS -k --noproxy '*' --resolve www.ocpizza.com:443:{} " + url
+    assert detail_header(get_host(name).check_output(local.format("127.0.0.1"))) == "1"
+    other = next(w for w in WEB if w != name)
+    assert detail_header(get_host(other).check_output(local.format(container_ip(name)))) == "1"
+
+
 # --- Static files ------------------------------------------------------------------
 
 
@@ -644,7 +681,9 @@ def test_check_reports_the_site_healthy_on_each_host_and_for_visitors():
                 "/django/admin/login/"
                 in checks["GET /admin/ redirects to the admin login"]["detail"]
             )
-            assert '"database": true' in checks["GET /healthz: database reachable"]["detail"]
+            # A visitor gets the bare status: no release, no database state.
+            health = checks["GET /healthz: database reachable"]["detail"]
+            assert '"status": "ok"' in health and "release" not in health, health
         assert len(checks) in (2, 5)
         assert run.changed(name) == 0
     assert seen_visitor == 1  # once per play, from the control node

@@ -71,6 +71,36 @@ class HealthzTests(TestCase):
     def test_post_is_refused(self) -> None:
         self.assertEqual(self.client.post("/healthz").status_code, 405)
 
+    @override_settings(OCPIZZA_RELEASE="2026.11.29-abc1234")
+    def test_the_public_gets_a_bare_status_without_release_or_database(self) -> None:
+        # nginx says "0" for a client outside the platform (issue 15, finding 14).
+        for path in ("/healthz", "/healthz/"):
+            response = self.client.get(path, HTTP_X_OCPIZZA_HEALTH_DETAIL="0")
+            self.assertEqual(response.status_code, 200)
+            self.assertEqual(json.loads(response.content), {"status": "ok"})
+            self.assertNotIn(b"2026.11.29-abc1234", response.content)
+        with (
+            mock.patch(
+                "django.db.backends.base.base.BaseDatabaseWrapper.cursor",
+                side_effect=OperationalError("connection refused"),
+            ),
+            self.assertLogs("shop.views", level="WARNING"),
+        ):
+            down = self.client.get("/healthz", HTTP_X_OCPIZZA_HEALTH_DETAIL="0")
+        self.assertEqual(down.status_code, 503)  # the same code as with the detail
+        self.assertEqual(json.loads(down.content), {"status": "error"})
+
+    @override_settings(OCPIZZA_RELEASE="2026.11.29-abc1234")
+    def test_the_platform_gets_the_detail(self) -> None:
+        # nginx says "1" for its own host, the web servers and the monitoring
+        # hosts; a request straight to gunicorn (the deploy's check) has no header.
+        for headers in ({"HTTP_X_OCPIZZA_HEALTH_DETAIL": "1"}, {}):
+            response = self.client.get("/healthz", **headers)
+            self.assertEqual(
+                json.loads(response.content),
+                {"status": "ok", "database": True, "release": "2026.11.29-abc1234"},
+            )
+
 
 class PageTests(TestCase):
     def test_home_lists_pizzerias_and_pizzas(self) -> None:
