@@ -149,6 +149,9 @@ images=$!
 # workstation needs too, in one place -------------------------------------------
 toolchain_rc=0
 bash scripts/toolchain.sh || toolchain_rc=$?
+# 3b. promtool, for the alert rules' unit tests: extracted from Debian's
+# prometheus .deb, without installing its daemon.
+((toolchain_rc)) || bash scripts/promtool.sh || toolchain_rc=$?
 images_rc=0
 wait "$images" || images_rc=$?
 cat "$images_log"
