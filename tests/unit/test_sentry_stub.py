@@ -203,7 +203,7 @@ def verify_sentry(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, l
                 "gather_facts": False,
                 "environment": {"MODE": mode},
                 "vars": {
-                    "verify__manage": str(manage),
+                    "ocpizza_app_manage": str(manage),
                     "verify__optional_set": {"stdout_lines": ["SENTRY_DSN"] if configured else []},
                 },
                 "tasks": [reset, *tasks, write],
