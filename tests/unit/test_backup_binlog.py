@@ -21,6 +21,7 @@ from ocpizza_backup.binlog import (
     prune_archive,
     read_archive,
     replay_argv,
+    without_gtid_seq,
 )
 from ocpizza_backup.cli import format_archive
 from ocpizza_backup.config import Config
@@ -234,8 +235,18 @@ def test_replay_is_rewritten_for_the_scratch_database_and_stops_at_the_point(cfg
     argv = replay_argv(cfg, steps, Target(time=at("2026-11-29 12:45:00")), "oc_pizza_restore_1")
     assert "--start-position=800" in argv and "--stop-datetime=2026-11-29 12:45:00" in argv
     assert "--rewrite-db=oc_pizza->oc_pizza_restore_1" in argv
-    assert "--database=oc_pizza_restore_1" in argv
+    assert "--database=oc_pizza" in argv
     assert argv[-2:] == [str(cfg.dir / "binlog" / f) for f in steps["files"]]
+
+
+def test_the_replay_gets_new_gtids():
+    lines = [
+        b"#261130 18:28:33 server id 1  end_log_pos 10443728 GTID 0-1-7092 trans\n",
+        b"/*M!100001 SET @@session.gtid_seq_no=7092*//*!*/;\n",
+        b"/*!100001 SET @@session.gtid_domain_id=0*//*!*/;\n",
+        b"BINLOG '\n",
+    ]
+    assert list(without_gtid_seq(lines)) == [lines[0], lines[2], lines[3]]
 
 
 def test_pruning_keeps_the_binary_logs_of_the_oldest_backup_onwards(cfg):
@@ -245,9 +256,21 @@ def test_pruning_keeps_the_binary_logs_of_the_oldest_backup_onwards(cfg):
 
 
 def test_the_list_shows_the_newest_position_and_time(cfg):
-    line = format_archive(read_archive(cfg))
+    line = format_archive(cfg)
     assert "newest position mysql-bin.000007:2000" in line and "2026-11-29 13:05:00" in line
-    assert "empty" in format_archive([])
+    # A later run that found nothing new extends the point.
+    (cfg.dir / "binlog" / ".flushed.json").write_text(
+        json.dumps(
+            {
+                "file": "mysql-bin.000008",
+                "position": "385",
+                "checked_at": iso("2026-11-29 13:40:00"),
+            }
+        )
+    )
+    assert "complete up to 2026-11-29 13:40:00 UTC" in format_archive(cfg)
+    assert plan(cfg, Target(time=at("2026-11-29 13:30:00")), NOW)["files"][-1] == "mysql-bin.000007"
+    assert "empty" in format_archive(Config(dir=cfg.dir / "none"))
 
 
 # --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ applies them to the scratch database a restore loads.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -21,6 +22,7 @@ import re
 import struct
 import subprocess
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -171,13 +173,18 @@ def archive(cfg: Config, root: Mysql | None = None) -> dict[str, Any]:
     state_file = target / STATE
     status = db.query("SHOW MASTER STATUS")
     current = [status[0][0], status[0][1]] if status else None
-    state = None
-    if state_file.exists():
-        state = json.loads(state_file.read_text(encoding="utf-8"))
-    if current != state:
+    state = read_state(cfg)
+    if state is None or current != [state.get("file"), state.get("position")]:
         db.query("FLUSH BINARY LOGS")
         status = db.query("SHOW MASTER STATUS")
-        state_file.write_text(json.dumps([status[0][0], status[0][1]]) + "\n", encoding="utf-8")
+    # The active binary log holds no event past this position at this time:
+    # the archive is complete up to checked_at.
+    state_file.with_suffix(".tmp").write_text(
+        json.dumps({"file": status[0][0], "position": status[0][1], "checked_at": iso(utc_now())})
+        + "\n",
+        encoding="utf-8",
+    )
+    state_file.with_suffix(".tmp").replace(state_file)
     logs = [row[0] for row in db.query("SHOW BINARY LOGS")]
     closed = logs[:-1]
     done = read_archive(cfg)
@@ -201,16 +208,36 @@ def archive(cfg: Config, root: Mysql | None = None) -> dict[str, Any]:
     fsync_dir(target)
     for entry in added:
         log(f"archived binary log {entry['file']} ({entry['bytes']} bytes)")
-    archived = read_archive(cfg)
-    return {"added": [e["file"] for e in added], "newest": newest_point(archived)}
+    return {"added": [e["file"] for e in added], "newest": newest_point(cfg)}
 
 
-def newest_point(archived: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The newest restore point the archive holds: end of its newest file."""
+def read_state(cfg: Config) -> dict[str, Any] | None:
+    """What the last archive run saw: the active binary log, its position, when."""
+    path = archive_dir(cfg) / STATE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def newest_point(
+    cfg: Config, archived: list[dict[str, Any]] | None = None
+) -> dict[str, Any] | None:
+    """The newest restore point the archive holds: the end of its newest file,
+    and the time up to which it is complete (the last run that found no event
+    left to archive in the binary log that follows it)."""
+    archived = read_archive(cfg) if archived is None else archived
     if not archived:
         return None
     last = archived[-1]
-    return {"file": last["file"], "position": last["bytes"], "time": last["archived_at"]}
+    point = {"file": last["file"], "position": last["bytes"], "time": last["archived_at"]}
+    state = read_state(cfg)
+    base, seq = split_name(last["file"])
+    width = len(last["file"]) - len(base) - 1
+    if state and state.get("file") == seq_name(base, seq + 1, width) and state.get("checked_at"):
+        point["time"] = max(point["time"], str(state["checked_at"]))
+    return point
 
 
 def prune_archive(cfg: Config, keep_from: str | None, dry_run: bool = False) -> list[str]:
@@ -323,8 +350,8 @@ def plan(cfg: Config, target: Target, now: dt.datetime | None = None) -> dict[st
     names = [e["file"] for e in archived]
     by_name = {e["file"]: e for e in archived}
     if target.time is not None:
-        if not archived or parse_time(archived[-1]["archived_at"]) < target.time:
-            newest = newest_point(archived)
+        newest = newest_point(cfg, archived)
+        if newest is None or parse_time(newest["time"]) < target.time:
             raise BackupError(
                 f"refused: the binary-log archive ends at "
                 f"{newest['time'] if newest else 'nothing'}, before {target.describe()}; "
@@ -392,8 +419,9 @@ def replay_argv(cfg: Config, steps: dict[str, Any], target: Target, scratch: str
         "mysqlbinlog",
         "--no-defaults",
         f"--start-position={steps['start']['position']}",
+        # The filter applies to the name before the rewrite.
         f"--rewrite-db={cfg.database}->{scratch}",
-        f"--database={scratch}",
+        f"--database={cfg.database}",
     ]
     if target.time is not None:
         argv.append(f"--stop-datetime={target.time.strftime('%Y-%m-%d %H:%M:%S')}")
@@ -402,33 +430,51 @@ def replay_argv(cfg: Config, steps: dict[str, Any], target: Target, scratch: str
     return argv + [str(archive_dir(cfg) / name) for name in steps["files"]]
 
 
+# mysqlbinlog's output sets each transaction's GTID sequence number: the
+# replay must get new ones, or a GTID replica would take the scratch copy's
+# writes for ones it already has.
+GTID_SEQ_RE = re.compile(rb"^/\*M?!\d+ SET @@session\.gtid_seq_no=\d+\*/")
+
+
+def without_gtid_seq(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """The replay's statements, without the lines that reuse the original GTIDs."""
+    for line in lines:
+        if not GTID_SEQ_RE.match(line):
+            yield line
+
+
 def replay(cfg: Config, steps: dict[str, Any], target: Target, scratch: str, root: Mysql) -> None:
     """Apply the archived events to the scratch database (mysqlbinlog | mysql)."""
     check_files(cfg, steps["files"])
     env = dict(os.environ, TZ="UTC")
-    with tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as client_err:
         events = subprocess.Popen(
-            replay_argv(cfg, steps, target, scratch),
-            stdout=subprocess.PIPE,
-            stderr=err,
-            env=env,
+            replay_argv(cfg, steps, target, scratch), stdout=subprocess.PIPE, stderr=err, env=env
         )
-        client = subprocess.run(
+        client = subprocess.Popen(
             [*root.argv(), "--batch", *client_safety_options(), scratch],
-            stdin=events.stdout,
-            capture_output=True,
-            check=False,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=client_err,
         )
-        if events.stdout is not None:
-            events.stdout.close()
-        rc = events.wait()
+        assert events.stdout is not None and client.stdin is not None
+        broken = None
+        try:
+            for line in without_gtid_seq(events.stdout):
+                client.stdin.write(line)
+        except OSError as exc:
+            broken = exc
+            events.kill()
+        finally:
+            with contextlib.suppress(OSError):
+                client.stdin.close()
+        rc, client_rc = events.wait(), client.wait()
         err.seek(0)
+        client_err.seek(0)
         message = err.read().decode("utf-8", "replace").strip()
+        client_message = client_err.read().decode("utf-8", "replace").strip()
     if rc != 0:
         raise BackupError(f"mysqlbinlog failed (status {rc}): {message[-500:]}")
-    if client.returncode != 0:
-        raise BackupError(
-            "replaying the binary logs failed: "
-            + client.stderr.decode("utf-8", "replace").strip()[-500:]
-        )
+    if client_rc != 0 or broken is not None:
+        raise BackupError(f"replaying the binary logs failed: {client_message[-500:] or broken}")
     log(f"replayed {', '.join(steps['files'])} into {scratch} up to {steps['until']}")

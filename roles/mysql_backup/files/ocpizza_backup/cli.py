@@ -81,15 +81,17 @@ def format_remote(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def format_archive(archived: list[dict[str, Any]]) -> str:
+def format_archive(cfg: Config) -> str:
     """The line ``list`` prints about the binary-log archive."""
-    newest = newest_point(archived)
+    archived = read_archive(cfg)
+    newest = newest_point(cfg, archived)
     if newest is None:
         return "Binary-log archive: empty (no point-in-time restore yet)"
     return (
         f"Binary-log archive: {len(archived)} files, {archived[0]['file']} .. {newest['file']}; "
-        f"newest position {newest['file']}:{newest['position']}, archived "
-        f"{newest['time'].replace('T', ' ')} (restore until any time up to then)"
+        f"newest position {newest['file']}:{newest['position']}; "
+        f"complete up to {newest['time'].replace('T', ' ').rstrip('Z')} UTC "
+        "(the newest restore point)"
     )
 
 
@@ -277,7 +279,7 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
             for i in list_ids(cfg.dir)
         ]
         text = format_list(rows) if rows else f"no backups in {cfg.dir}"
-        _emit(rows, args.json, text + "\n" + format_archive(read_archive(cfg)))
+        _emit(rows, args.json, text + "\n" + format_archive(cfg))
     elif cmd == "prune":
         if args.keep_daily is not None:
             cfg.keep_daily = args.keep_daily
