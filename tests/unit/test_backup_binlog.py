@@ -44,13 +44,14 @@ def iso(text: str) -> str:
 
 def test_until_is_a_utc_time():
     assert parse_until(" 2026-11-29 14:03:00 ") == at("2026-11-29 14:03:00")
+    assert parse_until("2026-11-29T14:03:00") == at("2026-11-29 14:03:00")
 
 
 @pytest.mark.parametrize(
     "bad",
     [
         "2026-11-29",
-        "2026-11-29T14:03:00",
+        "2026-11-29T14:03:00Z",
         "2026-13-01 00:00:00",
         "yesterday",
         "",

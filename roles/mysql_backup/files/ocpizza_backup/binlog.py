@@ -57,8 +57,8 @@ class Target:
 
 
 def parse_until(value: str) -> dt.datetime:
-    """'2026-11-29 14:03:00' (UTC) -> an aware datetime; a clear error otherwise."""
-    text = value.strip()
+    """'2026-11-29 14:03:00' or '2026-11-29T14:03:00' (UTC) -> an aware datetime."""
+    text = value.strip().replace("T", " ", 1)
     try:
         if not UNTIL_RE.match(text):
             raise ValueError(text)
