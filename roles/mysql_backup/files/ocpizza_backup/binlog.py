@@ -12,7 +12,6 @@ applies them to the scratch database a restore loads.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ocpizza_backup import BackupError
-from ocpizza_backup.common import CHUNK, iso, log, parse_time, utc_now
+from ocpizza_backup.common import CHUNK, iso, log, parse_time, pump, utc_now
 from ocpizza_backup.config import Config
 from ocpizza_backup.db import Mysql, client_safety_options
 from ocpizza_backup.manifest import backup_files, list_ids, read_manifest
@@ -458,16 +457,7 @@ def replay(cfg: Config, steps: dict[str, Any], target: Target, scratch: str, roo
             stderr=client_err,
         )
         assert events.stdout is not None and client.stdin is not None
-        broken = None
-        try:
-            for line in without_gtid_seq(events.stdout):
-                client.stdin.write(line)
-        except OSError as exc:
-            broken = exc
-            events.kill()
-        finally:
-            with contextlib.suppress(OSError):
-                client.stdin.close()
+        broken = pump(without_gtid_seq(events.stdout), client.stdin, events)
         rc, client_rc = events.wait(), client.wait()
         err.seek(0)
         client_err.seek(0)
