@@ -204,6 +204,41 @@ ROWS: list[Row] = [
         playbook="playbooks/restore.yml",
     ),
     Row(
+        "restore-until-malformed",
+        "until",
+        {"until": "2026-11-31T14:03:00"},
+        "until must be a UTC time",
+        playbook="playbooks/restore.yml",
+    ),
+    Row(
+        "restore-until-unquoted",
+        "until",
+        {"until": "2026-11-29"},
+        "quote it for Ansible",
+        playbook="playbooks/restore.yml",
+    ),
+    Row(
+        "restore-until-future",
+        "until",
+        {"until": "2999-01-01T00:00:00"},
+        "not in the future",
+        playbook="playbooks/restore.yml",
+    ),
+    Row(
+        "restore-until-and-backup",
+        "until",
+        {"until": "2026-11-29T14:03:00", "backup": "oc_pizza-20261129T013000Z"},
+        "more than one of backup, until, until_position",
+        playbook="playbooks/restore.yml",
+    ),
+    Row(
+        "restore-until-position",
+        "until_position",
+        {"until_position": "mysql-bin.000012"},
+        "<binlog file>:<position>",
+        playbook="playbooks/restore.yml",
+    ),
+    Row(
         "rotate-unknown-secret",
         "secret",
         {"secret": "root_password"},
@@ -258,6 +293,13 @@ ROWS: list[Row] = [
     # --- Role mysql_backup ----------------------------------------------------------
     role("mysql_backup", "compressor", "mysql_backup_compressor", "zip", "compressor"),
     role("mysql_backup", "keep-type", "mysql_backup_keep_daily", "a week", "keep_daily"),
+    role(
+        "mysql_backup",
+        "binlog-calendar",
+        "mysql_backup_binlog_on_calendar",
+        "*:0/5\nOnCalendar=daily",
+        "one line each",
+    ),
     *[
         role(
             "mysql_backup",
