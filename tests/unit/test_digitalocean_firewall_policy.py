@@ -42,6 +42,8 @@ def test_the_project_policy_gives_the_cloud_rules_of_each_group():
             FirewallRule("tcp", "80", ANYWHERE),
             FirewallRule("tcp", "443", ANYWHERE),
         ],
+        # Prometheus and Alertmanager through an SSH tunnel only.
+        "monitoring": [FirewallRule("tcp", "22", tuple(ADMIN))],
     }
     for group, rules in expected.items():
         allowed = group_vars(group, "firewall")["firewall_allowed"]
@@ -49,7 +51,7 @@ def test_the_project_policy_gives_the_cloud_rules_of_each_group():
 
 
 def test_the_group_droplet_files_no_longer_carry_firewall_rules():
-    for group in ("dbservers", "appservers", "webservers"):
+    for group in ("dbservers", "appservers", "webservers", "monitoring"):
         assert "ocpizza_do_firewall_inbound" not in group_vars(group, "digitalocean")
 
 
