@@ -146,3 +146,31 @@ def test_gunicorn_log_is_rotated_by_supervisor(app, serving):
             http_get(f"/healthz?{padding}")
     assert app.file(f"{log}.1").exists
     assert app.file(log).size < 64 * 1024 + 4096
+
+
+def test_gunicorn_runs_in_supervisors_systemd_sandbox(app, serving):
+    """Finding 12: supervisord, and so gunicorn and the app, run in a systemd
+    sandbox: the system read-only but the logs, /run and the app's home,
+    private /tmp, no new privileges, root's capabilities down to switching user
+    and signalling. systemd-analyze's exposure (0 best, 10 worst) stays low."""
+    pid = serving
+    status = sh(app, f"cat /proc/{pid}/status")
+    assert "NoNewPrivs:\t1" in status
+    # Root itself, inside the program's mount namespace: read-only system, writable logs.
+    inside = f"nsenter --target {pid} --mount"
+    for path in ("/usr/ocpizza-sandbox", f"{APP_ROOT}/ocpizza-sandbox", "/etc/ocpizza-sandbox"):
+        result = app.run(f"{inside} touch {path}")
+        assert result.rc != 0 and "Read-only file system" in result.stderr, path
+    assert (
+        app.run(
+            f"{inside} sh -c 'touch /var/log/ocpizza/.sandbox && rm /var/log/ocpizza/.sandbox'"
+        ).rc
+        == 0
+    )
+    # Its /tmp is its own.
+    sh(app, "touch /tmp/ocpizza-outside-sandbox")
+    assert app.run(f"{inside} test -e /tmp/ocpizza-outside-sandbox").rc != 0
+    exposure = sh(app, "systemd-analyze security --no-pager supervisor.service | tail -n 1")
+    score = float(exposure.split(":")[1].split()[0])
+    print(f"systemd-analyze security supervisor.service: {exposure}")
+    assert score <= 5.0, exposure
