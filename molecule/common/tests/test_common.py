@@ -123,10 +123,11 @@ def test_hardening_is_in_place(get_host, name: str) -> None:
     assert host.check_output("bash -c 'ulimit -Hc'") == "0" or host.file(
         "/etc/security/limits.d/ocpizza-core.conf"
     ).contains("hard    core    0")
-    defs = host.check_output(
-        "grep -E '^(UMASK|PASS_MIN_DAYS|SHA_CRYPT_MIN_ROUNDS)' /etc/login.defs"
-    ).split()
-    assert defs == ["UMASK", "027", "SHA_CRYPT_MIN_ROUNDS", "65536", "PASS_MIN_DAYS", "1"]
+    lines = host.check_output(
+        "grep -E '^(UMASK|PASS_MIN_DAYS|SHA_CRYPT_MIN_ROUNDS)\\s' /etc/login.defs"
+    )
+    defs = dict(line.split() for line in lines.splitlines())
+    assert defs == {"UMASK": "027", "SHA_CRYPT_MIN_ROUNDS": "65536", "PASS_MIN_DAYS": "1"}
     assert "Authorised access only" in host.file("/etc/issue.net").content_string
     assert host.check_output("bash -lic 'echo $TMOUT' 2>/dev/null") == "900"
     for package in ("libpam-pwquality", "debsums", "needrestart", "lynis"):
