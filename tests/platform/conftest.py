@@ -389,6 +389,11 @@ def build_overlay(lab_inventory: dict, target: Path) -> Platform:
     return platform
 
 
+# Optional secrets of the platform's own services, empty in the example (the
+# service is then off) but generated here, so the platform run tests the service.
+GENERATED_OPTIONAL = frozenset({"vault_mysql_exporter_password"})
+
+
 def generated_vault() -> dict[str, str]:
     """A value for every variable of inventories/production/vault.example.yml.
 
@@ -409,7 +414,7 @@ def generated_vault() -> dict[str, str]:
             vault[key] = (LAB_DIR / "deploy_app_ed25519").read_text()
         elif key == "vault_mysql_schema_deploy_key":
             vault[key] = (LAB_DIR / "deploy_database_ed25519").read_text()
-        elif value in ("", None):
+        elif value in ("", None) and key not in GENERATED_OPTIONAL:
             vault[key] = ""
         else:
             vault[key] = _secret(50 if "secret_key" in key else 24)

@@ -80,6 +80,10 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, st
     inventory = catalog_inventory(tmp / "inventory")
     jobs = {r[0]: argv(inventory, r[1], {r[2]: r[3]}, HOSTS.get(r[0], "")) for r in ROWS}
     jobs |= {f"control-{role}": argv(inventory, role, {}) for role in TIERS}
+    # The vault example's empty exporter password turns the MySQL exporter off: no refusal.
+    jobs["control-exporters-off"] = argv(
+        inventory, "exporters", {"vault_mysql_exporter_password": ""}, "dbservers"
+    )
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {key: pool.submit(run, cmd, tmp) for key, cmd in jobs.items()}
         return {key: future.result() for key, future in futures.items()}
@@ -103,7 +107,7 @@ def test_a_bad_input_stops_before_any_change_naming_the_variable(
         assert c.get("changed", 0) == 0 and c.get("unreachable", 0) == 0, f"{id}: {host} {c}"
 
 
-@pytest.mark.parametrize("role", sorted(TIERS))
+@pytest.mark.parametrize("role", [*sorted(TIERS), "exporters-off"])
 def test_valid_inputs_get_past_validation_to_the_first_connection(role: str, results) -> None:
     rc, output = results[f"control-{role}"]
     counters = recap(output)
