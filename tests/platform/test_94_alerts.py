@@ -183,7 +183,7 @@ def test_exporters_answer_the_monitoring_host_only(platform: Platform, mon: Any)
     db = platform.ip(platform.groups["dbservers"][0])
     mon_ip = platform.ip(platform.groups["monitoring"][0])
     for url in (f"http://{db}:9100/metrics", f"http://{db}:9104/metrics", f"http://{mon_ip}:9090/"):
-        assert web.run(f"curl -sS --max-time 3 -o /dev/null {url}").rc != 0, url
+        assert web.run(f"curl -sS --max-time 1 -o /dev/null {url}").rc != 0, url
 
 
 def arrives(receiver: Receiver, status: str, since: float, promised: float, what: str) -> dict:
