@@ -46,7 +46,7 @@ options:
         with a warning. An empty list accepts any valid group name.
     type: list
     elements: str
-    default: [dbservers, appservers, webservers]
+    default: [dbservers, appservers, webservers, monitoring]
   api_token:
     description:
       - DigitalOcean API token with read scope. Prefer the environment variable; a value in

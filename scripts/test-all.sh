@@ -39,7 +39,7 @@ step() {
 # The shared platform run: one HA lab converged once from inventories/production
 # (tests/platform/conftest.py), every platform-level test module on it.
 platform() {
-    OCPIZZA_PLATFORM=1 pytest -q -p no:cacheprovider tests/platform
+    OCPIZZA_PLATFORM=1 pytest -q -p no:cacheprovider --durations=25 tests/platform
 }
 
 step lint bash scripts/lint.sh

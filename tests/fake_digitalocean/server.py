@@ -74,6 +74,7 @@ DEFAULT_SIZES: dict[str, dict[str, Any]] = {
     }
     for slug, memory, vcpus, disk, transfer, price in (
         ("s-1vcpu-1gb", 1024, 1, 25, 1.0, 6.0),
+        ("s-1vcpu-2gb", 2048, 1, 50, 2.0, 12.0),
         ("s-2vcpu-2gb", 2048, 2, 60, 3.0, 18.0),
         ("s-2vcpu-4gb", 4096, 2, 80, 4.0, 24.0),
         ("s-4vcpu-8gb", 8192, 4, 160, 5.0, 48.0),

@@ -25,13 +25,17 @@ def test_check_mode_prints_the_plan_and_the_monthly_cost(fake, tmp_path):
         "create ssh_key ocpizza-tests",
         "create firewall ocpizza-staging-dbservers (2 inbound rules)",
         "create firewall ocpizza-staging-webservers (3 inbound rules)",
+        # The monitoring host: SSH only (Prometheus and Alertmanager through a tunnel).
+        "create firewall ocpizza-staging-monitoring (1 inbound rules)",
         "create droplet ocpizza-staging-db1 (dbservers, s-4vcpu-8gb, ubuntu-24-04-x64, fra1):"
         " $48.00/month",
         "create droplet ocpizza-staging-app1 (appservers, s-2vcpu-4gb, ubuntu-24-04-x64,"
         " fra1): $24.00/month",
+        "create droplet ocpizza-staging-mon1 (monitoring, s-1vcpu-2gb, ubuntu-24-04-x64,"
+        " fra1): $12.00/month",
         "create load_balancer ocpizza-staging-lb (fra1, 1 unit, 443/tcp→443/tcp, 80/tcp→80/tcp,"
         " check http:80/healthz, proxy protocol on, droplets of webservers): $12.00/month",
-        "monthly cost: $108.00 (+$108.00/month from this run)",
+        "monthly cost: $120.00 (+$120.00/month from this run)",
     ):
         assert line in out, line
     assert fake.writes() == []
@@ -47,7 +51,7 @@ def test_check_mode_prints_the_plan_and_the_monthly_cost(fake, tmp_path):
     out = " ".join(partial.stdout.split())
     assert "create droplet ocpizza-staging-web1" in out
     assert "create droplet ocpizza-staging-db1" not in out
-    assert "monthly cost: $108.00 (+$24.00/month from this run)" in out
+    assert "monthly cost: $120.00 (+$24.00/month from this run)" in out
     assert "load_balancer" not in out.split("unchanged:")[0]  # kept, not re-created
     assert fake.writes(since=mark) == []
 
@@ -58,6 +62,8 @@ def test_check_mode_prints_the_plan_and_the_monthly_cost(fake, tmp_path):
     assert "delete droplet ocpizza-staging-db1" in out
     assert "delete vpc ocpizza-staging" in out
     assert "delete load_balancer ocpizza-staging-lb" in out
-    assert "monthly cost: $0.00 (-$84.00/month from this run)" in out
+    assert "delete droplet ocpizza-staging-mon1" in out
+    # db $48 + app $24 + monitoring $12 + load balancer $12 (web1 was lost above).
+    assert "monthly cost: $0.00 (-$96.00/month from this run)" in out
     assert fake.writes(since=mark) == []
-    assert len(fake.droplets) == 2 and len(fake.load_balancers) == 1
+    assert len(fake.droplets) == 3 and len(fake.load_balancers) == 1

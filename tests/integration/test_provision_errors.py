@@ -106,7 +106,7 @@ def test_rate_limits_are_ridden_out(fake, tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert fake.count("POST", "^/v2/droplets$", 429) == 3
-    assert fake.droplets_created == 3
+    assert fake.droplets_created == 4
     assert fake.duplicate_names() == {}
 
 
@@ -129,4 +129,4 @@ def test_deprovision_needs_the_environment_named(fake, tmp_path):
         assert result.returncode != 0
         assert "Refusing to destroy environment staging" in flat(result)
     assert fake.writes(since=mark) == []
-    assert len(fake.droplet_names()) == 3
+    assert len(fake.droplet_names()) == 4

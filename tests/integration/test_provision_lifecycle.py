@@ -30,7 +30,12 @@ from fake_digitalocean.testing import (
     write_extra_vars,
 )
 
-NAMES = ["ocpizza-staging-app1", "ocpizza-staging-db1", "ocpizza-staging-web1"]
+NAMES = [
+    "ocpizza-staging-app1",
+    "ocpizza-staging-db1",
+    "ocpizza-staging-mon1",
+    "ocpizza-staging-web1",
+]
 LB_NAME = "ocpizza-staging-lb"
 # What a Debian 12 host left in the fact cache before its droplet was rebuilt.
 STALE_FACTS = {"discovered_interpreter_python": "/usr/bin/python3.11", "ansible_hostname": "old"}
@@ -120,7 +125,7 @@ def test_provision_rerun_interrupt_rerun_never_duplicates(fake, tmp_path):
     # The new droplets are new hosts: their names' cached facts are gone.
     assert cached_hosts(cache, *NAMES, "elsewhere1") == ["elsewhere1"]
     assert fake.droplet_names() == NAMES
-    assert fake.droplets_created == 3
+    assert fake.droplets_created == 4
     assert fake.duplicate_names() == {}
     assert {d["status"] for d in fake.droplets.values()} == {"active"}
     sizes = {d["name"]: d["size_slug"] for d in fake.droplets.values()}
@@ -128,6 +133,7 @@ def test_provision_rerun_interrupt_rerun_never_duplicates(fake, tmp_path):
         "ocpizza-staging-db1": "s-4vcpu-8gb",
         "ocpizza-staging-app1": "s-2vcpu-4gb",
         "ocpizza-staging-web1": "s-2vcpu-4gb",
+        "ocpizza-staging-mon1": "s-1vcpu-2gb",
     }
     assert {d["region"]["slug"] for d in fake.droplets.values()} == {"fra1"}
     assert {d["image"]["slug"] for d in fake.droplets.values()} == {"ubuntu-24-04-x64"}
@@ -136,6 +142,7 @@ def test_provision_rerun_interrupt_rerun_never_duplicates(fake, tmp_path):
     assert sorted(fw["name"] for fw in fake.firewalls.values()) == [
         "ocpizza-staging-appservers",
         "ocpizza-staging-dbservers",
+        "ocpizza-staging-monitoring",
         "ocpizza-staging-webservers",
     ]
     assert "ocpizza-staging-db1: active, public 127." in first.stdout
@@ -159,6 +166,7 @@ def test_provision_rerun_interrupt_rerun_never_duplicates(fake, tmp_path):
     assert listed["dbservers"]["hosts"] == ["ocpizza-staging-db1"]
     assert listed["appservers"]["hosts"] == ["ocpizza-staging-app1"]
     assert listed["webservers"]["hosts"] == ["ocpizza-staging-web1"]
+    assert listed["monitoring"]["hosts"] == ["ocpizza-staging-mon1"]
     for droplet in fake.droplets.values():
         v4 = {n["type"]: n["ip_address"] for n in droplet["networks"]["v4"]}
         host = listed["_meta"]["hostvars"][droplet["name"]]
@@ -244,7 +252,7 @@ def test_provision_rerun_interrupt_rerun_never_duplicates(fake, tmp_path):
     assert recap(third.stdout)["localhost"]["changed"] == 1
     assert fake.droplet_names() == NAMES
     assert fake.duplicate_names() == {}
-    assert fake.droplets_created - created_before == 3
+    assert fake.droplets_created - created_before == 4
     assert {d["status"] for d in fake.droplets.values()} == {"active"}
 
     # 6. And once more: nothing left to do.
@@ -255,7 +263,7 @@ def test_provision_rerun_interrupt_rerun_never_duplicates(fake, tmp_path):
 
     print(
         "DigitalOcean fake API: droplets created "
-        f"{fake.droplets_created} (3 + 3 after deprovision, 2 of them by the interrupted run); "
+        f"{fake.droplets_created} (4 + 4 after deprovision, 2 of them by the interrupted run); "
         f"duplicates {sum(fake.duplicate_names().values())}; rerun changes "
         f"{rerun_changes + recap(fourth.stdout)['localhost']['changed']}"
     )

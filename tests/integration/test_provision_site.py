@@ -8,7 +8,12 @@ import pytest
 from fake_digitalocean import FakeConfig, FakeDigitalOcean
 from fake_digitalocean.testing import ansible_env, playbook_command, recap, run, write_extra_vars
 
-DROPLETS = ("ocpizza-staging-db1", "ocpizza-staging-app1", "ocpizza-staging-web1")
+DROPLETS = (
+    "ocpizza-staging-db1",
+    "ocpizza-staging-app1",
+    "ocpizza-staging-web1",
+    "ocpizza-staging-mon1",
+)
 
 
 @pytest.fixture
@@ -48,4 +53,4 @@ def test_site_runs_on_the_new_droplets_only_when_asked(fake, tmp_path):
     assert "The inventory is not ready to deploy (staging)" in text, text[-3000:]
     assert all(name in text for name in DROPLETS)
     assert "not ready to deploy" not in without.stdout + without.stderr
-    assert fake.droplets_created == 3
+    assert fake.droplets_created == 4

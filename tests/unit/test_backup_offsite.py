@@ -297,3 +297,41 @@ def test_sync_copies_what_is_missing_then_applies_local_retention_remotely(cfg: 
     # A second run has nothing to copy and nothing to prune.
     assert sync(cfg, local[7:]) == {"pushed": [], "pruned": []}
     assert prune_remote(cfg, dry_run=True) == []
+
+
+def test_archived_binary_logs_go_off_site_encrypted_once_and_follow_retention(cfg):
+    from ocpizza_backup.offsite import list_remote, open_store
+    from ocpizza_backup.offsite_binlog import push_binlogs, remote_root
+
+    archive = cfg.dir / "binlog"
+    archive.mkdir()
+    for n in (3, 4, 5):
+        name = f"mysql-bin.00000{n}"
+        data = b"\xfebin" + f"plain-binlog-{n};".encode() * 40
+        (archive / name).write_bytes(data)
+        side = {"file": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        (archive / f"{name}.json").write_text(json.dumps(side))
+    store = open_store(cfg)
+    assert push_binlogs(cfg, None, store)["pushed"] == [f"mysql-bin.00000{n}" for n in (3, 4, 5)]
+    keys = store.list(remote_root(cfg))
+    assert "prod/db1/binlog/mysql-bin.000004.age" in keys
+    blob = store.get_bytes("prod/db1/binlog/mysql-bin.000004.age")
+    assert (
+        blob is not None
+        and blob.startswith(b"age-encryption.org/v1\n")
+        and b"plain-binlog" not in blob
+    )
+    index = json.loads(store.get_bytes("prod/db1/binlog/mysql-bin.000004.json") or b"{}")
+    assert index["sha256"] == hashlib.sha256(b"\xfebin" + b"plain-binlog-4;" * 40).hexdigest()
+    # Uploaded once; the backups' listing does not take them for backups.
+    assert push_binlogs(cfg, None, store)["pushed"] == []
+    assert list_remote(cfg, store) == []
+    # Retention: those older than the oldest kept backup's binary log go.
+    assert push_binlogs(cfg, "mysql-bin.000005", store)["pruned"] == [
+        "mysql-bin.000003",
+        "mysql-bin.000004",
+    ]
+    assert sorted(store.list(remote_root(cfg))) == [
+        "prod/db1/binlog/mysql-bin.000005.age",
+        "prod/db1/binlog/mysql-bin.000005.json",
+    ]

@@ -95,6 +95,7 @@ ROWS: list[Row] = [
     # --- Secrets: missing, empty, placeholder, short (preflight) -------------------
     pre("secret-short", "vault_mysql_app_password", SHORT, "is shorter than 16 characters"),
     pre("secret-short-backup", "vault_mysql_backup_password", "b4ckup", "shorter than 16"),
+    pre("migration-password-empty", "vault_mysql_migration_password", "", "is empty"),
     pre("secret-placeholder", "vault_django_admin_password", "CHANGE-ME", "still a placeholder"),
     pre(
         "secret-placeholder-key",
@@ -204,6 +205,41 @@ ROWS: list[Row] = [
         playbook="playbooks/restore.yml",
     ),
     Row(
+        "restore-until-malformed",
+        "until",
+        {"until": "2026-11-31T14:03:00"},
+        "until must be a UTC time",
+        playbook="playbooks/restore.yml",
+    ),
+    Row(
+        "restore-until-unquoted",
+        "until",
+        {"until": "2026-11-29"},
+        "quote it for Ansible",
+        playbook="playbooks/restore.yml",
+    ),
+    Row(
+        "restore-until-future",
+        "until",
+        {"until": "2999-01-01T00:00:00"},
+        "not in the future",
+        playbook="playbooks/restore.yml",
+    ),
+    Row(
+        "restore-until-and-backup",
+        "until",
+        {"until": "2026-11-29T14:03:00", "backup": "oc_pizza-20261129T013000Z"},
+        "more than one of backup, until, until_position",
+        playbook="playbooks/restore.yml",
+    ),
+    Row(
+        "restore-until-position",
+        "until_position",
+        {"until_position": "mysql-bin.000012"},
+        "<binlog file>:<position>",
+        playbook="playbooks/restore.yml",
+    ),
+    Row(
         "rotate-unknown-secret",
         "secret",
         {"secret": "root_password"},
@@ -255,9 +291,35 @@ ROWS: list[Row] = [
     role("mysql", "size-type", "mysql_innodb_buffer_pool_max_mb", "lots", "max_mb"),
     role("mysql", "days-type", "mysql_binlog_expire_days", "a week", "mysql_binlog_expire_days"),
     role("mysql", "time-type", "mysql_long_query_time", "slow", "mysql_long_query_time"),
+    # Finding 1: database.git is applied as the migration account, never root.
+    role(
+        "mysql",
+        "migration-password-empty",
+        "mysql_migration_password",
+        "",
+        "Set vault_mysql_migration_password",
+    ),
+    # Finding 8: TLS to the database needs the CA's certificate and key on the control node.
+    role(
+        "mysql", "tls-ca-missing", "mysql_tls_ca_cert", "/nonexistent/ca.crt", "mysql_tls_ca_cert"
+    ),
+    role(
+        "app",
+        "db-tls-ca-missing",
+        "app_db_tls_ca_cert",
+        "/nonexistent/ca.crt",
+        "app_db_tls_ca_cert",
+    ),
     # --- Role mysql_backup ----------------------------------------------------------
     role("mysql_backup", "compressor", "mysql_backup_compressor", "zip", "compressor"),
     role("mysql_backup", "keep-type", "mysql_backup_keep_daily", "a week", "keep_daily"),
+    role(
+        "mysql_backup",
+        "binlog-calendar",
+        "mysql_backup_binlog_on_calendar",
+        "*:0/5\nOnCalendar=daily",
+        "one line each",
+    ),
     *[
         role(
             "mysql_backup",

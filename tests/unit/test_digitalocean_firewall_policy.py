@@ -48,7 +48,7 @@ def test_the_project_policy_gives_the_cloud_rules_of_each_group():
             FirewallRule("tcp", "9100", (), ("monitoring",)),
             FirewallRule("tcp", "9113", (), ("monitoring",)),
         ],
-        # Prometheus and Alertmanager listen on loopback: SSH only.
+        # Prometheus and Alertmanager through an SSH tunnel only.
         "monitoring": [FirewallRule("tcp", "22", tuple(ADMIN))],
     }
     for group, rules in expected.items():
@@ -57,7 +57,7 @@ def test_the_project_policy_gives_the_cloud_rules_of_each_group():
 
 
 def test_the_group_droplet_files_no_longer_carry_firewall_rules():
-    for group in ("dbservers", "appservers", "webservers"):
+    for group in ("dbservers", "appservers", "webservers", "monitoring"):
         assert "ocpizza_do_firewall_inbound" not in group_vars(group, "digitalocean")
 
 

@@ -130,7 +130,8 @@ def databases() -> set[str]:
 
 
 def backup_ids() -> list[str]:
-    return sorted(on_db(f"ls {BACKUPS}").split())
+    """The backups' ids (the binary-log archive, binlog/, is not one)."""
+    return sorted(i for i in on_db(f"ls {BACKUPS}").split() if i != "binlog")
 
 
 def gunicorn_pid() -> str:
@@ -179,6 +180,10 @@ def test_timer_installed_and_enabled(get_host):
     assert "Type=oneshot" in unit and "checkin" in unit
     assert host.file(BACKUPS).mode == 0o700
     assert host.file("/etc/ocpizza-backup.conf").mode == 0o600
+    # The binary-log archive runs every five minutes.
+    assert host.run("systemctl is-active ocpizza-binlog-archive.timer").stdout.strip() == "active"
+    timer = host.run("systemctl show ocpizza-binlog-archive.timer -p TimersCalendar").stdout
+    assert "*-*-* *:00/5:00" in timer, timer
 
 
 # --------------------------------------------------------------------------
@@ -282,6 +287,7 @@ def test_backups_list_shows_each_backup_verified(state):
     assert state["backup_id"] in run.stdout
     line = next(li for li in run.stdout.splitlines() if state["backup_id"] in li)
     assert "verified" in line and "manual" in line
+    assert "Binary-log archive:" in run.stdout
 
 
 # --------------------------------------------------------------------------
@@ -375,6 +381,85 @@ def test_missing_backup_argument_is_refused():
 
 
 # --------------------------------------------------------------------------
+# point-in-time restores: the binary-log archive replayed up to a point
+
+
+def _archive_now(get_host) -> float:
+    """Run the archive's unit as its timer does; its wall time."""
+    start = time.monotonic()
+    result = get_host(DB).run("systemctl start ocpizza-binlog-archive.service")
+    assert result.rc == 0, result.stderr
+    return time.monotonic() - start
+
+
+def _archived() -> list[str]:
+    return sorted(f for f in on_db(f"ls {BACKUPS}/binlog").split() if not f.endswith(".json"))
+
+
+def test_point_in_time_refusals_change_nothing(state, get_host):
+    """Rows at t1 and t2, a table dropped at t3, each step archived; then every
+    refusal leaves the live rows, the backups and gunicorn as they were."""
+    on_db(f"{TOOL} backup --kind manual --json")
+    sql("CREATE TABLE pitr_note (id INT PRIMARY KEY, said VARCHAR(20)) ENGINE=InnoDB;"
+        "INSERT INTO pitr_note VALUES (1, 't1');")
+    _archive_now(get_host)
+    sql("INSERT INTO pitr_note VALUES (2, 't2'); INSERT INTO pizza (name) VALUES ('t2 pizza');")
+    seconds = _archive_now(get_host)
+    print(f"binary-log archive run: {seconds:.1f} s (RPO: the timer's 5 minutes + this)")
+    state["pitr_before_drop"] = checksums()
+    time.sleep(1.1)
+    t3 = sql("SELECT UTC_TIMESTAMP()")
+    sql("DROP TABLE pitr_note; INSERT INTO pizza (name) VALUES ('after t3');")
+    _archive_now(get_host)
+    state["t3"] = t3
+    before, dbs, ids, pid = checksums(), databases(), backup_ids(), gunicorn_pid()
+    archived = _archived()
+    assert len(archived) >= 3
+    # The archive's newest position is in the list (backups-list.yml shows it).
+    assert f"newest position {archived[-1]}:" in on_db(f"{TOOL} list")
+    # A hole in the chain: an archived binary log the restore needs goes missing.
+    hole = archived[-2]
+    on_db(f"mkdir -p /root/hole && mv {BACKUPS}/binlog/{hole} {BACKUPS}/binlog/{hole}.json /root/hole/")
+    future = sql("SELECT UTC_TIMESTAMP() + INTERVAL 1 DAY")
+    cases = {
+        "malformed": (["-e", "until=2026-13-01T00:00:00"], "until must be a UTC time"),
+        # What Ansible makes of an unquoted -e until=2026-11-29 14:03:00.
+        "unquoted": (["-e", "until=2026-11-29 14:03:00"], "quote it for Ansible"),
+        "future": (["-e", f"until={future.replace(' ', 'T')}"], "that is not in the future"),
+        "both": (["-e", "until=2026-11-29T14:03:00", "-e", "backup=oc_pizza-x"], "more than one"),
+        "bad position": (["-e", "until_position=mysql-bin"], "until_position <binlog file>:<position>"),
+        "before the oldest backup": (["-e", "until=2000-01-01T00:00:00"], "before the oldest backup"),
+        # The ISO form needs no quoting on -e (a space does: until='2026-11-29 14:03:00').
+        "gap": (["-e", f"until={t3.replace(' ', 'T')}"], "gap in the binary-log chain"),
+    }
+    try:
+        for case, (extra, expected) in cases.items():
+            run = playbook("restore.yml", *extra)
+            output = " ".join(run.stdout.split())
+            assert run.returncode != 0, case
+            assert expected in output and "othing was changed" in output, case
+            if case == "gap":
+                assert f"{hole} missing" in output
+            assert checksums() == before, case
+            assert databases() == dbs and backup_ids() == ids and gunicorn_pid() == pid, case
+    finally:
+        on_db(f"mv /root/hole/* {BACKUPS}/binlog/")
+
+
+def test_point_in_time_restore_brings_back_t1_t2_and_the_dropped_table(state):
+    run = playbook(
+        "restore.yml", "-e", json.dumps({"until": state["t3"]}), "-e", "keep_previous=false"
+    )
+    assert run.returncode == 0
+    output = " ".join(run.stdout.split())
+    assert "replayed up to" in output
+    assert checksums() == state["pitr_before_drop"]
+    assert sql("SELECT GROUP_CONCAT(said ORDER BY id) FROM pitr_note") == "t1,t2"
+    assert sql("SELECT COUNT(*) FROM pizza WHERE name = 'after t3'") == "0"
+    sql("DROP TABLE pitr_note; DELETE FROM pizza WHERE name = 't2 pizza';")
+
+
+# --------------------------------------------------------------------------
 # retention
 
 
@@ -453,6 +538,8 @@ def test_failed_run_is_visible(get_host):
     host = get_host(DB)
     ids = backup_ids()
     sent = len(_checkins())
+    # The binary-log archive would fail too, and check in, while the server is down.
+    host.run("systemctl stop ocpizza-binlog-archive.timer")
     host.run("systemctl stop mariadb")
     try:
         since = host.run("date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
@@ -469,6 +556,7 @@ def test_failed_run_is_visible(get_host):
     finally:
         host.run("systemctl start mariadb")
         host.run("systemctl reset-failed ocpizza-backup.service")
+        host.run("systemctl start ocpizza-binlog-archive.timer")
 
 
 # --------------------------------------------------------------------------
@@ -579,6 +667,19 @@ def test_a_backup_lands_off_site_encrypted_and_is_listed(state, offsite):
         head = bytes.fromhex(objects[name])
         # age's header, not gzip (1f8b) nor SQL nor JSON
         assert head.startswith(b"age-encryption.org/v1\n-> X25519 "), head
+    # The archived binary logs follow, encrypted too, each with its clear index.
+    on_db("systemctl start ocpizza-binlog-archive.service")
+    logs = json.loads(s3_on_db(offsite, f"""
+        out = {{}}
+        for o in s3.list_objects_v2(Bucket=B, Prefix="{OFFSITE_PREFIX}/binlog/")["Contents"]:
+            out[o["Key"].rsplit("/", 1)[1]] = s3.get_object(Bucket=B, Key=o["Key"])["Body"].read(64).hex()
+        print(json.dumps(out))
+    """))
+    archived = _archived()
+    assert {f"{archived[-1]}.age", f"{archived[-1]}.json"} <= set(logs)
+    # Each encrypted binary log has its index (uploaded last).
+    assert {k[:-4] for k in logs if k.endswith(".age")} == {k[:-5] for k in logs if k.endswith(".json")}
+    assert bytes.fromhex(logs[f"{archived[-1]}.age"]).startswith(b"age-encryption.org/v1\n")
     listing = playbook("backups-list.yml", "-e", offsite["vars"])
     assert listing.returncode == 0
     line = next(li for li in listing.stdout.splitlines() if backup_id in li and "encrypted" in li)
@@ -655,6 +756,8 @@ def test_a_bad_off_site_restore_is_refused_and_nothing_changes(state, offsite, c
 def test_a_failed_upload_fails_the_run_and_keeps_the_local_backup(get_host, offsite):
     """The S3 server is stopped: the scheduled run takes its backup, cannot copy it,
     fails and checks in as failed; the local backup stays, and verifies."""
+    # The binary-log archive would fail too, and check in (it stays off: no bucket now).
+    get_host(DB).run("systemctl stop ocpizza-binlog-archive.timer")
     offsite["server"].terminate()
     offsite["server"].wait(timeout=10)
     host = get_host(DB)

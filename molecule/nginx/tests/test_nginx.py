@@ -344,6 +344,17 @@ def test_proxy_sends_forwarded_headers(name):
 
 
 @pytest.mark.parametrize("name", WEB)
+def test_the_apps_metrics_are_never_served_to_visitors(name):
+    # The stand-in app answers every path (as gunicorn answers the metrics path
+    # to the monitoring hosts): nginx answers 404 itself, however it is spelled.
+    assert curl(name, f"https://{SITE}/metricsx").json()["backend"] in APPS
+    for path in ("/metrics", "/metrics/", "/metrics/x", "/metrics?x=1", "/%6Detrics", "//metrics"):
+        res = curl(name, f"https://{SITE}{path}", "--path-as-is")
+        assert res.status == 404, path
+        assert b"backend" not in res.body, path
+
+
+@pytest.mark.parametrize("name", WEB)
 def test_every_app_server_gets_requests_over_kept_alive_connections(name):
     backends: set[str] = set()
     reused = False

@@ -94,3 +94,24 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }
+
+# --- Metrics for Prometheus (django-prometheus) ---------------------------------
+# Request rate, latency and responses by status per view: django-prometheus's
+# middleware pair wraps every other one (its documented order), so that each
+# view's time and answer, a 500 from an exception included, is counted. The
+# metrics page is shop.middleware.MetricsMiddleware, first of all: Prometheus
+# scrapes each app server's gunicorn directly (the platform contract's
+# ocpizza_app_metrics_path); nginx never serves it. Under gunicorn the
+# workers share their counts through PROMETHEUS_MULTIPROC_DIR (set by the
+# gunicorn configuration of role gunicorn, cleaned at each start).
+INSTALLED_APPS = [*INSTALLED_APPS, "django_prometheus"]
+MIDDLEWARE = [
+    "shop.middleware.MetricsMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    *MIDDLEWARE,
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+# Path of the metrics page (the platform contract's ocpizza_app_metrics_path).
+OCPIZZA_METRICS_PATH = env_str("OCPIZZA_METRICS_PATH", "/metrics")
+# No database query at start-up to count unapplied migrations.
+PROMETHEUS_EXPORT_MIGRATIONS = False

@@ -15,7 +15,11 @@ Commands::
     ocpizza-backup list [--full] [--json]            every backup, with its status
     ocpizza-backup prune [--dry-run] [--json]        apply the retention policy
     ocpizza-backup checkin [success|fail]            monitoring ping (ExecStopPost)
+    ocpizza-backup binlog-archive [--json]           flush + archive the closed binary logs
+    ocpizza-backup pitr-plan --until T|--until-position F:P [--archive] [--json]
+                                                     what a restore up to a point needs
     ocpizza-backup restore-load ID|PATH --scratch DB --previous DB [--safety ID]
+                                [--until T|--until-position F:P]
     ocpizza-backup restore-switch [--drop-previous]
 
 A backup is a directory ``<dir>/<id>/`` holding ``<id>.sql.gz`` (a
@@ -29,6 +33,7 @@ complete backup.
 One module per concern: ``dumpscan`` (reading a dump), ``manifest`` (where a
 backup lives and what it claims), ``verify`` (checking it), ``retention``
 (what to keep), ``backup`` (taking one), ``restore`` (loading and switching),
+``binlog`` (the binary-log archive and point-in-time plans and replays),
 ``cli`` (the command line); ``config``, ``common``, ``db``, ``store`` and
 ``checkin`` hold what they share.
 

@@ -10,11 +10,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ocpizza_backup import TOOL_VERSION, BackupError
-from ocpizza_backup.common import CHUNK, human_size, iso, log, utc_now
+from ocpizza_backup.common import CHUNK, human_size, iso, log, pump, utc_now
 from ocpizza_backup.config import Config
 from ocpizza_backup.db import Mysql, quote_string, schema_objects
 from ocpizza_backup.dumpscan import DumpScanner
@@ -61,17 +62,7 @@ def _run_dump(cfg: Config, options: list[str], data: Path) -> _Dump:
             [compressor, f"-{cfg.compress_level}", "-c"], stdin=subprocess.PIPE, stdout=out
         )
         assert dump.stdout is not None and gz.stdin is not None
-        broken = None
-        try:
-            while chunk := dump.stdout.read(CHUNK):
-                scanner.feed(chunk)
-                gz.stdin.write(chunk)
-        except OSError as exc:
-            broken = exc
-            dump.kill()
-        finally:
-            with contextlib.suppress(OSError):
-                gz.stdin.close()
+        broken = pump(_scanned(dump.stdout, scanner), gz.stdin, dump)
         scanner.close()
         dump_rc, gz_rc = dump.wait(), gz.wait()
         dump_err.seek(0)
@@ -90,6 +81,13 @@ def _run_dump(cfg: Config, options: list[str], data: Path) -> _Dump:
     if err_text:
         log(f"mysqldump said: {err_text[-500:]}", "warning")
     return _Dump(scanner, compressor, options)
+
+
+def _scanned(stream: IO[bytes], scanner: DumpScanner) -> Iterator[bytes]:
+    """The dump's chunks, each read by the scanner on the way."""
+    while chunk := stream.read(CHUNK):
+        scanner.feed(chunk)
+        yield chunk
 
 
 def _backup_locked(cfg: Config, kind: str) -> dict[str, Any]:

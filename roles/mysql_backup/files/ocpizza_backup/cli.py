@@ -13,11 +13,24 @@ from typing import Any
 import ocpizza_backup
 from ocpizza_backup import BackupError, UnknownBackup
 from ocpizza_backup.backup import KINDS, backup
+from ocpizza_backup.binlog import (
+    Target,
+    archive,
+    check_not_future,
+    newest_point,
+    oldest_needed,
+    parse_position,
+    parse_until,
+    plan,
+    prune_archive,
+    read_archive,
+)
 from ocpizza_backup.checkin import checkin
 from ocpizza_backup.common import human_size, log
 from ocpizza_backup.config import DEFAULT_CONFIG, Config
 from ocpizza_backup.manifest import backup_files, list_ids, resolve
 from ocpizza_backup.offsite import LOCAL_ONLY_KINDS, fetch, list_remote, prune_remote, push, sync
+from ocpizza_backup.offsite_binlog import push_binlogs
 from ocpizza_backup.restore import restore_load, restore_switch
 from ocpizza_backup.retention import prune
 from ocpizza_backup.store import INCOMING_PREFIX, locked
@@ -68,6 +81,36 @@ def format_remote(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def format_archive(cfg: Config) -> str:
+    """The line ``list`` prints about the binary-log archive."""
+    archived = read_archive(cfg)
+    newest = newest_point(cfg, archived)
+    if newest is None:
+        return "Binary-log archive: empty (no point-in-time restore yet)"
+    return (
+        f"Binary-log archive: {len(archived)} files, {archived[0]['file']} .. {newest['file']}; "
+        f"newest position {newest['file']}:{newest['position']}; "
+        f"complete up to {newest['time'].replace('T', ' ').rstrip('Z')} UTC "
+        "(the newest restore point)"
+    )
+
+
+def target_of(args: argparse.Namespace) -> Target | None:
+    """The point of a point-in-time restore given on the command line, if any."""
+    if getattr(args, "until", None):
+        return Target(time=parse_until(args.until))
+    if getattr(args, "until_position", None):
+        file, position = parse_position(args.until_position)
+        return Target(file=file, position=position)
+    return None
+
+
+def _add_target(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--until", help="replay the binary logs up to this UTC time (excluded)")
+    group.add_argument("--until-position", help="replay the binary logs up to <file>:<pos>")
+
+
 def _emit(data: Any, as_json: bool, text: str | None = None) -> None:
     if as_json:
         print(json.dumps(data, indent=2, sort_keys=True))
@@ -106,6 +149,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("backup")
     p.add_argument("--into", required=True, help=f"new directory <dir>/{INCOMING_PREFIX}*")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("binlog-archive", help="flush and archive the closed binary logs")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("pitr-plan", help="the backup and binary logs a restore up to a point needs")
+    _add_target(p)
+    p.add_argument("--archive", action="store_true", help="archive the binary logs first")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("checkin", help="ping the monitoring URL")
     p.add_argument("result", nargs="?", choices=("success", "fail", "auto"), default="auto")
     p = sub.add_parser(
@@ -116,6 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scratch", required=True, help="database to load it into (new)")
     p.add_argument("--previous", required=True, help="database the live tables will move to")
     p.add_argument("--safety", help="id of the safety backup taken before (for the report)")
+    _add_target(p)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("restore-switch", help="put the checked copy in place of the live one")
     p.add_argument("--drop-previous", action="store_true", help="drop the replaced tables")
@@ -204,6 +254,7 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
             return 1
         with locked(cfg, "prune"):
             prune(cfg)
+            prune_archive(cfg, oldest_needed(cfg))
             if cfg.offsite:
                 try:
                     sync(cfg, [backup_files(cfg.dir / i, i) for i in list_ids(cfg.dir)])
@@ -227,7 +278,8 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
             verify(backup_files(cfg.dir / i, i), full=args.full).as_dict()
             for i in list_ids(cfg.dir)
         ]
-        _emit(rows, args.json, format_list(rows) if rows else f"no backups in {cfg.dir}")
+        text = format_list(rows) if rows else f"no backups in {cfg.dir}"
+        _emit(rows, args.json, text + "\n" + format_archive(cfg))
     elif cmd == "prune":
         if args.keep_daily is not None:
             cfg.keep_daily = args.keep_daily
@@ -235,6 +287,7 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
             cfg.keep_weekly = args.keep_weekly
         with locked(cfg, "prune"):
             result = prune(cfg, args.dry_run)
+            result["binlogs_pruned"] = prune_archive(cfg, oldest_needed(cfg), args.dry_run)
             if cfg.offsite:
                 result["offsite_pruned"] = prune_remote(cfg, dry_run=args.dry_run)
         _emit(
@@ -242,6 +295,7 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
             args.json,
             "\n".join(
                 [f"prune {i}" for i in result["pruned"]]
+                + [f"prune binary log {i}" for i in result["binlogs_pruned"]]
                 + [f"prune off-site {i}" for i in result.get("offsite_pruned", [])]
             )
             or "nothing to prune",
@@ -259,9 +313,42 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
         else:
             success = args.result == "success"
         checkin(cfg, success)
+    elif cmd == "binlog-archive":
+        with locked(cfg, "binary-log archive"):
+            result = archive(cfg)
+            if cfg.offsite:
+                try:
+                    result["offsite"] = push_binlogs(cfg, oldest_needed(cfg))
+                except BackupError as exc:
+                    log(f"off-site copy of the binary logs FAILED: {exc} (kept locally)", "err")
+                    _emit({**result, "ok": False, "problems": [str(exc)]}, args.json)
+                    return 1
+        newest = result["newest"]
+        _emit(
+            result,
+            args.json,
+            f"archived up to {newest['file']}:{newest['position']}"
+            if newest
+            else "nothing archived",
+        )
+    elif cmd == "pitr-plan":
+        target = target_of(args)
+        if target is None:
+            raise BackupError("pitr-plan needs --until or --until-position")
+        check_not_future(target)
+        with locked(cfg, "point-in-time plan"):
+            if args.archive:
+                archive(cfg)
+            result = plan(cfg, target)
+        _emit(result, args.json, f"backup {result['backup']}, then {' '.join(result['files'])}")
     elif cmd == "restore-load":
         result = restore_load(
-            cfg, resolve(cfg.dir, args.backup), args.scratch, args.previous, args.safety
+            cfg,
+            resolve(cfg.dir, args.backup),
+            args.scratch,
+            args.previous,
+            args.safety,
+            target_of(args),
         )
         _emit(result, args.json, f"loaded into {result['scratch']}")
     elif cmd == "restore-switch":

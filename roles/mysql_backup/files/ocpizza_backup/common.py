@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import subprocess
 import sys
+from collections.abc import Iterable
+from typing import IO
 
 # Bytes read or written at a time when streaming a backup.
 CHUNK = 1 << 20
@@ -42,3 +46,20 @@ def iso(t: dt.datetime) -> str:
 def parse_time(value: str) -> dt.datetime:
     """Parse an ISO 8601 UTC time as written in manifests."""
     return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def pump(
+    chunks: Iterable[bytes], sink: IO[bytes], producer: subprocess.Popen[bytes]
+) -> OSError | None:
+    """Write chunks into sink (the next program's standard input) and close it.
+    If the next program stops reading, kill the producer and return the error."""
+    try:
+        for chunk in chunks:
+            sink.write(chunk)
+    except OSError as exc:
+        producer.kill()
+        return exc
+    finally:
+        with contextlib.suppress(OSError):
+            sink.close()
+    return None

@@ -10,6 +10,7 @@ from typing import Any
 
 from ocpizza_backup import BackupError, UnknownBackup
 from ocpizza_backup.common import parse_time
+from ocpizza_backup.store import BINLOG_DIR
 
 MANIFEST_FORMAT = 1
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -53,7 +54,10 @@ def list_ids(root: Path) -> list[str]:
     return sorted(
         p.name
         for p in root.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and ID_RE.match(p.name)
+        if p.is_dir()
+        and not p.name.startswith(".")
+        and p.name != BINLOG_DIR
+        and ID_RE.match(p.name)
     )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ocpizza_backup import BackupError
+from ocpizza_backup.binlog import Target, check_files, plan, record_restore, replay
 from ocpizza_backup.common import CHUNK, iso, log, utc_now
 from ocpizza_backup.config import Config
 from ocpizza_backup.db import (
@@ -133,17 +134,34 @@ def verified_copy(cfg: Config, files: BackupFiles, manifest: dict[str, Any]) -> 
 
 
 def restore_load(
-    cfg: Config, files: BackupFiles, scratch: str, previous: str, safety: str | None = None
+    cfg: Config,
+    files: BackupFiles,
+    scratch: str,
+    previous: str,
+    safety: str | None = None,
+    target: Target | None = None,
 ) -> dict[str, Any]:
     """Load the backup into a new scratch database, then check tables, exact row
     counts and objects against the manifest, and record it for restore-switch.
-    The live database is not touched; on any problem the scratch copy is dropped."""
+    With a target (point-in-time restore), the archived binary logs are then
+    replayed into the scratch copy up to it, and the switch checks the copy
+    against what the replay left. The live database is not touched; on any
+    problem the scratch copy is dropped."""
     with locked(cfg, "restore"):
         manifest = usable_manifest(files)
+        steps = plan(cfg, target) if target else None
+        if steps:
+            if steps["backup"] != files.id:
+                raise BackupError(
+                    f"refused: a restore up to {steps['until']} starts from backup "
+                    f"{steps['backup']}, not {files.id}; nothing was changed"
+                )
+            check_files(cfg, steps["files"])
         root = Mysql()
         _drop_stale(cfg, root)
         if database_exists(root, scratch):
             raise BackupError(f"refused: database {scratch} already exists")
+        expected: dict[str, Any] | None = None
         with verified_copy(cfg, files, manifest) as data:
             new_database(root, scratch, manifest)
             try:
@@ -153,6 +171,13 @@ def restore_load(
                     raise BackupError(
                         "the restored copy does not match the manifest: " + "; ".join(problems)
                     )
+                if steps and target:
+                    replay(cfg, steps, target, scratch, root)
+                    objects = schema_objects(root, scratch)
+                    expected = {
+                        "tables": exact_counts(root, scratch, objects["tables"]),
+                        **{k: objects[k] for k in OBJECT_KINDS},
+                    }
             except BaseException:
                 with contextlib.suppress(BackupError):
                     root.query(f"DROP DATABASE IF EXISTS {quote_name(scratch)}")
@@ -166,14 +191,19 @@ def restore_load(
             "previous": previous,
             "safety": safety or None,
             "loaded_at": iso(utc_now()),
+            "until": steps["until"] if steps else None,
+            "expected": expected,
         }
         (cfg.dir / PENDING).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     log(
         f"backup {files.id} loaded into {scratch}: {len(manifest['tables'])} tables and their "
         "exact row counts match the manifest"
+        + (f"; binary logs replayed up to {steps['until']}" if steps else "")
     )
     return {
-        **_summary(files, manifest),
+        **_summary(files, {**manifest, **(expected or {})}),
+        "until": steps["until"] if steps else None,
+        "binlogs": steps["files"] if steps else [],
         "scratch": scratch,
         "previous": previous,
         "safety": safety or None,
@@ -249,7 +279,8 @@ def restore_switch(cfg: Config, drop_previous: bool = False) -> dict[str, Any]:
             record["id"], Path(record["directory"]), Path(record["data"]), Path(record["manifest"])
         )
         scratch, previous = record["scratch"], record["previous"]
-        manifest = usable_manifest(files)
+        # After a point-in-time replay, the copy is what the replay left.
+        manifest = {**usable_manifest(files), **(record.get("expected") or {})}
         root = Mysql()
         if not database_exists(root, scratch):
             raise BackupError(f"refused: scratch database {scratch} does not exist")
@@ -269,6 +300,10 @@ def restore_switch(cfg: Config, drop_previous: bool = False) -> dict[str, Any]:
             lambda name: check_database(root, name, manifest, counts=False),
         )
         root.query(f"DROP DATABASE {quote_name(scratch)}")
+        try:
+            record_restore(cfg, root)
+        except (BackupError, OSError, ValueError) as exc:
+            log(f"could not record the restore in the binary-log archive: {exc}", "warning")
         if drop_previous and live_exists:
             root.query(f"DROP DATABASE IF EXISTS {quote_name(previous)}")
         remove_upload(cfg, files.directory)
@@ -282,4 +317,5 @@ def restore_switch(cfg: Config, drop_previous: bool = False) -> dict[str, Any]:
         "database": live,
         "previous": kept,
         "safety": record.get("safety"),
+        "until": record.get("until"),
     }

@@ -21,6 +21,8 @@ INCOMING_PREFIX = ".incoming-"
 VERIFIED_PREFIX = ".verified-"
 # The encrypted copies of a backup being uploaded off-site.
 OFFSITE_PREFIX = ".offsite-"
+# The archived binary logs (point-in-time restores), beside the backups.
+BINLOG_DIR = "binlog"
 
 
 @contextlib.contextmanager
