@@ -80,6 +80,10 @@ OVERLAY_KEYS = frozenset(
         "nginx_tls_mode",
         "nginx_local_ca_cert",
         "nginx_local_ca_key",
+        # The database's TLS (finding 8): its server certificate signed by the
+        # lab CA, which the app verifies.
+        "ocpizza_mysql_tls_ca_cert",
+        "mysql_tls_ca_key",
         # Repositories: the forge instead of GitHub.
         "app_git_repo",
         "app_git_known_hosts",
@@ -361,6 +365,8 @@ def build_overlay(lab_inventory: dict, target: Path) -> Platform:
         "nginx_tls_mode": "local_ca",
         "nginx_local_ca_cert": str(LAB_DIR / "ca.crt"),
         "nginx_local_ca_key": str(LAB_DIR / "ca.key"),
+        "ocpizza_mysql_tls_ca_cert": str(LAB_DIR / "ca.crt"),
+        "mysql_tls_ca_key": str(LAB_DIR / "ca.key"),
         "lab_dir": str(LAB_DIR),
         "app_git_repo": f"git@{forge_name}:ocpizza.git",
         "app_git_known_hosts": forge_known_hosts,
