@@ -30,8 +30,12 @@ description:
     stops on a changed file exactly as a real run would. When O(path) does not exist yet
     (a first run in check mode, before the repository is cloned), it reports a change
     without listing files.
-  - Connects as the operating-system user running the module through the server's
-    unix socket (root on Debian's MariaDB and Ubuntu's MySQL).
+  - Connects through the server's unix socket as O(login_user) (role C(mysql) gives it the
+    migration account, which holds the privileges DDL needs on O(database) and nothing
+    else). Its password reaches the client in an option file readable by the module's user
+    only (C(--defaults-extra-file)), removed when the module ends; it never appears in the
+    client's command line. Without O(login_user), the operating-system user running the
+    module (root on Debian's MariaDB and Ubuntu's MySQL, through socket authentication).
 version_added: "1.0.0"
 options:
   path:
@@ -50,6 +54,16 @@ options:
     description: Server socket; empty uses the client's default.
     type: str
     default: ""
+  login_user:
+    description:
+      - Database account the files are applied as; empty connects as the operating-system
+        user running the module (socket authentication).
+    type: str
+    default: ""
+  login_password:
+    description: Password of O(login_user).
+    type: str
+    default: ""
   mysql_client:
     description: Path of the C(mysql) client.
     type: str
@@ -64,6 +78,8 @@ EXAMPLES = r"""
     path: /var/lib/ocpizza-schema/database
     database: oc_pizza
     login_unix_socket: /run/mysqld/mysqld.sock
+    login_user: oc_pizza_migration
+    login_password: "{{ vault_mysql_migration_password }}"
 """
 
 RETURN = r"""
@@ -97,6 +113,7 @@ import hashlib
 import os
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
@@ -200,6 +217,20 @@ def ledger_ddl(table: str) -> str:
     )
 
 
+def option_file_text(user: str, password: str) -> str:
+    """A ``[client]`` option file naming the account, its password quoted and escaped."""
+    quoted = password.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'[client]\nuser = {user}\npassword = "{quoted}"\n'
+
+
+def write_option_file(user: str, password: str) -> str:
+    """Write the account's option file, readable by this process's user only; its path."""
+    fd, path = tempfile.mkstemp(prefix="ocpizza-schema-", suffix=".cnf")  # 0600, O_EXCL
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(option_file_text(user, password))
+    return path
+
+
 def parse_rows(output: str) -> list[list[str]]:
     """Rows of ``mysql --batch --skip-column-names`` output."""
     return [line.split("\t") for line in output.splitlines() if line]
@@ -210,8 +241,15 @@ class Client:
 
     def __init__(self, module: AnsibleModule) -> None:
         self.module = module
-        self.base = [
-            module.params["mysql_client"],
+        self.base = [module.params["mysql_client"]]
+        if module.params["login_user"]:
+            # The account and its password in a private file, never on the command line
+            # (any local user can read another process's arguments). The client reads
+            # --defaults-extra-file only as its first option.
+            path = write_option_file(module.params["login_user"], module.params["login_password"])
+            module.add_cleanup_file(path)
+            self.base.append(f"--defaults-extra-file={path}")
+        self.base += [
             "--batch",
             "--skip-column-names",
             "--default-character-set=utf8mb4",
@@ -312,13 +350,17 @@ def main() -> None:
             "database": {"type": "str", "required": True},
             "ledger_table": {"type": "str", "default": "schema_migrations"},
             "login_unix_socket": {"type": "str", "default": ""},
+            "login_user": {"type": "str", "default": ""},
+            "login_password": {"type": "str", "default": "", "no_log": True},
             "mysql_client": {"type": "str", "default": "mysql"},
         },
         supports_check_mode=True,
     )
     directory = Path(module.params["path"])
     database, table = module.params["database"], module.params["ledger_table"]
-    for label, value in (("database", database), ("ledger_table", table)):
+    login_user = module.params["login_user"]
+    names = [("database", database), ("ledger_table", table)]
+    for label, value in names + ([("login_user", login_user)] if login_user else []):
         if not _IDENT.match(value):
             module.fail_json(
                 msg=f"mysql_schema_apply: {label} must be letters, digits and _, got {value!r}"

@@ -2,7 +2,7 @@
 
 ``make test`` builds the production-shaped lab (``playbooks/lab.yml -e
 lab_topology=ha``: a load balancer, two web servers, two app servers, a
-database server and the forge), then converges it with ``site.yml`` from
+database server, the monitoring host and the forge), then converges it with ``site.yml`` from
 ``inventories/production`` *as shipped*, with an overlay of only what cannot
 exist here (see :data:`OVERLAY_KEYS`). Every platform-level test module of
 this directory runs against that one converged lab.
@@ -35,6 +35,9 @@ PREFIX = os.environ.get("OCPIZZA_PLATFORM_PREFIX", "ocpizza-plat")
 SUBNET = os.environ.get("OCPIZZA_PLATFORM_SUBNET", "10.89.52.0/24")
 HTTP_PORT = os.environ.get("OCPIZZA_PLATFORM_HTTP_PORT", "28080")
 HTTPS_PORT = os.environ.get("OCPIZZA_PLATFORM_HTTPS_PORT", "28443")
+# Port of the control node, on the lab network's gateway, where Alertmanager
+# posts the alerts (test_94_alerts.py runs the receiver).
+WEBHOOK_PORT = os.environ.get("OCPIZZA_PLATFORM_WEBHOOK_PORT", str(int(HTTP_PORT) + 10))
 LAB_DIR = Path(os.environ.get("OCPIZZA_PLATFORM_DIR", str(ROOT / ".ansible" / "platform-lab")))
 # Logs of the default run in .ansible/logs; a run under another prefix (a
 # developer's second lab) keeps its own, so two runs never write one log.
@@ -46,8 +49,20 @@ REUSE = os.environ.get("OCPIZZA_PLATFORM_REUSE") == "1"
 # the production group -> n-th lab host of the same group), and the lab's
 # stand-ins that production does not have as hosts (GitHub, the DigitalOcean
 # Load Balancer).
-MAPPED_GROUPS = ("dbservers", "appservers", "webservers")
+MAPPED_GROUPS = ("dbservers", "appservers", "webservers", "monitoring")
 STAND_IN_GROUPS = ("forge", "loadbalancers")
+
+# The lab's monitoring delays: short enough for test_94_alerts.py to see an
+# alert and its resolution within a minute (production keeps the role's defaults).
+LAB_MONITORING_TIMINGS = {
+    "monitoring_scrape_interval": "5s",
+    # Each probe of /admin/ loads the login page, rate-limited to 10 a minute per client.
+    "monitoring_probe_interval": "10s",
+    "monitoring_evaluation_interval": "5s",
+    "monitoring_alert_site_down_for": "15s",
+    "monitoring_alert_group_wait": "5s",
+    "monitoring_alert_group_interval": "10s",
+}
 
 # Everything the overlay may set on top of inventories/production. Anything
 # else a converge needs must come from the production inventory itself: a
@@ -65,6 +80,10 @@ OVERLAY_KEYS = frozenset(
         "nginx_tls_mode",
         "nginx_local_ca_cert",
         "nginx_local_ca_key",
+        # The database's TLS (finding 8): its server certificate signed by the
+        # lab CA, which the app verifies.
+        "ocpizza_mysql_tls_ca_cert",
+        "mysql_tls_ca_key",
         # Repositories: the forge instead of GitHub.
         "app_git_repo",
         "app_git_known_hosts",
@@ -77,6 +96,12 @@ OVERLAY_KEYS = frozenset(
         "nginx_public_https_port",
         # The restaurants' starting data: the example app's (production's is real data).
         "app_resources_src",
+        # Monitoring: no DNS (the site's name pinned to the load balancer), the lab CA,
+        # a webhook receiver on the control node, and shorter delays for the live alert test.
+        "monitoring_site_address",
+        "monitoring_probe_ca_pem",
+        "monitoring_alert_webhook_url",
+        *LAB_MONITORING_TIMINGS,
         # Containers see the whole machine's memory.
         "mysql_innodb_buffer_pool_max_mb",
         # The lab's own settings, read by the stand-ins' group_vars.
@@ -155,6 +180,7 @@ class Platform:
     containers: dict[str, str] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
     https_port: str = HTTPS_PORT
+    webhook_port: int = int(WEBHOOK_PORT)
     http_port: str = HTTP_PORT
     lab_dir: Path = LAB_DIR
     prefix: str = PREFIX
@@ -162,6 +188,11 @@ class Platform:
     @property
     def ca(self) -> Path:
         return self.lab_dir / "ca.crt"
+
+    @property
+    def gateway(self) -> str:
+        """The lab network's gateway: the control node's address as the lab hosts reach it."""
+        return SUBNET.rsplit(".", 1)[0] + ".1"
 
     @property
     def site(self) -> str:
@@ -334,6 +365,8 @@ def build_overlay(lab_inventory: dict, target: Path) -> Platform:
         "nginx_tls_mode": "local_ca",
         "nginx_local_ca_cert": str(LAB_DIR / "ca.crt"),
         "nginx_local_ca_key": str(LAB_DIR / "ca.key"),
+        "ocpizza_mysql_tls_ca_cert": str(LAB_DIR / "ca.crt"),
+        "mysql_tls_ca_key": str(LAB_DIR / "ca.key"),
         "lab_dir": str(LAB_DIR),
         "app_git_repo": f"git@{forge_name}:ocpizza.git",
         "app_git_known_hosts": forge_known_hosts,
@@ -345,6 +378,10 @@ def build_overlay(lab_inventory: dict, target: Path) -> Platform:
         "nginx_public_https_port": int(HTTPS_PORT),
         "mysql_innodb_buffer_pool_max_mb": 512,
         "app_resources_src": str(ROOT / "examples" / "ocpizza" / "resources"),
+        "monitoring_site_address": lb[0] if lb else "",
+        "monitoring_probe_ca_pem": (LAB_DIR / "ca.crt").read_text(),
+        "monitoring_alert_webhook_url": f"http://{net}.1:{WEBHOOK_PORT}/alerts",
+        **LAB_MONITORING_TIMINGS,
     }
     assert set(overlay) <= OVERLAY_KEYS, set(overlay) - OVERLAY_KEYS
     (target / "group_vars" / "all" / "zz-lab-overlay.yml").write_text(
@@ -356,6 +393,11 @@ def build_overlay(lab_inventory: dict, target: Path) -> Platform:
         + yaml.safe_dump(generated_vault(), sort_keys=False, width=10000)
     )
     return platform
+
+
+# Optional secrets of the platform's own services, empty in the example (the
+# service is then off) but generated here, so the platform run tests the service.
+GENERATED_OPTIONAL = frozenset({"vault_mysql_exporter_password"})
 
 
 def generated_vault() -> dict[str, str]:
@@ -378,7 +420,7 @@ def generated_vault() -> dict[str, str]:
             vault[key] = (LAB_DIR / "deploy_app_ed25519").read_text()
         elif key == "vault_mysql_schema_deploy_key":
             vault[key] = (LAB_DIR / "deploy_database_ed25519").read_text()
-        elif value in ("", None):
+        elif value in ("", None) and key not in GENERATED_OPTIONAL:
             vault[key] = ""
         else:
             vault[key] = _secret(50 if "secret_key" in key else 24)

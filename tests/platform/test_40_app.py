@@ -316,6 +316,20 @@ def test_healthz_ok_with_the_database_reachable(platform: Platform) -> None:
         assert healthz(platform, app) == (200, {"status": "ok", "database": True, "release": live})
 
 
+def test_the_apps_database_connection_is_tls_verified(platform: Platform) -> None:
+    # Finding 8: the app's own Django connection is encrypted, with the server's
+    # certificate checked against the CA (the platform overlay names the lab CA).
+    code = (
+        "from django.db import connection; c = connection.cursor(); "
+        "c.execute(\"SHOW SESSION STATUS LIKE 'Ssl_version'\"); print(c.fetchone()[1]); "
+        "print(sorted(connection.settings_dict['OPTIONS'].get('ssl', {}).items()))"
+    )
+    for app in apps(platform):
+        version, ssl = django_eval(platform.host(app), code).splitlines()[-2:]
+        assert version in ("TLSv1.2", "TLSv1.3"), (app, version)
+        assert "('check_hostname', True)" in ssl, (app, ssl)
+
+
 def test_site_pages_with_imported_data_and_hashed_static_files(platform: Platform) -> None:
     code, home = platform.curl("/")
     assert code == "200"

@@ -95,6 +95,7 @@ ROWS: list[Row] = [
     # --- Secrets: missing, empty, placeholder, short (preflight) -------------------
     pre("secret-short", "vault_mysql_app_password", SHORT, "is shorter than 16 characters"),
     pre("secret-short-backup", "vault_mysql_backup_password", "b4ckup", "shorter than 16"),
+    pre("migration-password-empty", "vault_mysql_migration_password", "", "is empty"),
     pre("secret-placeholder", "vault_django_admin_password", "CHANGE-ME", "still a placeholder"),
     pre(
         "secret-placeholder-key",
@@ -290,6 +291,25 @@ ROWS: list[Row] = [
     role("mysql", "size-type", "mysql_innodb_buffer_pool_max_mb", "lots", "max_mb"),
     role("mysql", "days-type", "mysql_binlog_expire_days", "a week", "mysql_binlog_expire_days"),
     role("mysql", "time-type", "mysql_long_query_time", "slow", "mysql_long_query_time"),
+    # Finding 1: database.git is applied as the migration account, never root.
+    role(
+        "mysql",
+        "migration-password-empty",
+        "mysql_migration_password",
+        "",
+        "Set vault_mysql_migration_password",
+    ),
+    # Finding 8: TLS to the database needs the CA's certificate and key on the control node.
+    role(
+        "mysql", "tls-ca-missing", "mysql_tls_ca_cert", "/nonexistent/ca.crt", "mysql_tls_ca_cert"
+    ),
+    role(
+        "app",
+        "db-tls-ca-missing",
+        "app_db_tls_ca_cert",
+        "/nonexistent/ca.crt",
+        "app_db_tls_ca_cert",
+    ),
     # --- Role mysql_backup ----------------------------------------------------------
     role("mysql_backup", "compressor", "mysql_backup_compressor", "zip", "compressor"),
     role("mysql_backup", "keep-type", "mysql_backup_keep_daily", "a week", "keep_daily"),

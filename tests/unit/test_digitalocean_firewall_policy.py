@@ -32,15 +32,21 @@ def test_the_project_policy_gives_the_cloud_rules_of_each_group():
         "dbservers": [
             FirewallRule("tcp", "22", tuple(ADMIN)),
             FirewallRule("tcp", "3306", (), ("appservers",)),
+            FirewallRule("tcp", "9100", (), ("monitoring",)),
+            FirewallRule("tcp", "9104", (), ("monitoring",)),
         ],
         "appservers": [
             FirewallRule("tcp", "22", tuple(ADMIN)),
             FirewallRule("tcp", "8000", (), ("webservers",)),
+            FirewallRule("tcp", "8000", (), ("monitoring",)),
+            FirewallRule("tcp", "9100", (), ("monitoring",)),
         ],
         "webservers": [
             FirewallRule("tcp", "22", tuple(ADMIN)),
             FirewallRule("tcp", "80", ANYWHERE),
             FirewallRule("tcp", "443", ANYWHERE),
+            FirewallRule("tcp", "9100", (), ("monitoring",)),
+            FirewallRule("tcp", "9113", (), ("monitoring",)),
         ],
         # Prometheus and Alertmanager through an SSH tunnel only.
         "monitoring": [FirewallRule("tcp", "22", tuple(ADMIN))],
@@ -108,7 +114,7 @@ def test_ssh_sources_are_checked():
 def test_the_module_builds_the_cloud_firewall_from_the_policy():
     groups = [
         group_params(group, firewall_allowed=group_vars(group, "firewall")["firewall_allowed"])
-        for group in ("dbservers", "appservers", "webservers")
+        for group in ("dbservers", "appservers", "webservers", "monitoring")
     ]
     params = module_params(ssh_sources=ADMIN, ssh_port=2222, groups=groups)
     spec = build_spec(params)
@@ -121,5 +127,16 @@ def test_the_module_builds_the_cloud_firewall_from_the_policy():
             "protocol": "tcp",
             "ports": "3306",
             "sources": {"addresses": [], "tags": ["ocpizza-staging-appservers"]},
+        },
+        # The exporters answer the monitoring droplet only.
+        {
+            "protocol": "tcp",
+            "ports": "9100",
+            "sources": {"addresses": [], "tags": ["ocpizza-staging-monitoring"]},
+        },
+        {
+            "protocol": "tcp",
+            "ports": "9104",
+            "sources": {"addresses": [], "tags": ["ocpizza-staging-monitoring"]},
         },
     ]

@@ -142,6 +142,7 @@ def test_production_is_the_production_shape() -> None:
         "dbservers": ["db1.ocpizza.com"],
         "appservers": ["app1.ocpizza.com", "app2.ocpizza.com"],
         "webservers": ["web1.ocpizza.com", "web2.ocpizza.com"],
+        "monitoring": ["mon1.ocpizza.com"],
     }
     values = group_vars(PRODUCTION)
     vpc = ipaddress.ip_network(values["ocpizza_do_vpc_ip_range"])

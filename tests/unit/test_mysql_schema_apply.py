@@ -6,6 +6,7 @@ import hashlib
 import json
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
@@ -15,6 +16,7 @@ from mysql_schema_apply import (
     ledger_ddl,
     main,
     missing,
+    option_file_text,
     parse_rows,
     plan,
     sha256_file,
@@ -83,6 +85,13 @@ FAKE_CLIENT = textwrap.dedent(
         sys.stdout.write(state.get("help", "--batch  Don't use history file.\\n"))
         sys.exit(0)
     state["calls"].append(args)
+    if args and args[0].startswith("--defaults-extra-file="):
+        import os, stat
+        path = args[0].split("=", 1)[1]
+        state["option_files"].append(
+            {{"path": path, "text": open(path).read(),
+             "mode": stat.S_IMODE(os.stat(path).st_mode)}}
+        )
     sql = args[args.index("--execute") + 1] if "--execute" in args else None
     out = ""
     if sql is None:
@@ -112,7 +121,9 @@ FAKE_CLIENT = textwrap.dedent(
 def fake(tmp_path):
     """A schema directory, a fake client and its state (ledger, executed files, calls)."""
     state_path = tmp_path / "state.json"
-    state_path.write_text(json.dumps({"ledger": None, "executed": [], "calls": []}))
+    state_path.write_text(
+        json.dumps({"ledger": None, "executed": [], "calls": [], "option_files": []})
+    )
     client = tmp_path / "mysql"
     client.write_text(f"#!{sys.executable}\n" + FAKE_CLIENT.format(state=str(state_path)))
     client.chmod(0o755)
@@ -132,13 +143,14 @@ def fake(tmp_path):
     return Fake
 
 
-def run(fake, capsys, check_mode=False):
+def run(fake, capsys, check_mode=False, **extra):
     params = {
         "path": str(fake.path),
         "database": "oc_pizza",
         "mysql_client": fake.mysql,
         "login_unix_socket": "/run/mysqld/mysqld.sock",
         "_ansible_check_mode": check_mode,
+        **extra,
     }
     with patch_module_args(params), pytest.raises(SystemExit):
         main()
@@ -309,3 +321,55 @@ def test_the_bytes_applied_are_the_bytes_recorded(fake, capsys):
     state = fake.state()
     for name, body in zip(["001_create.sql", "002_seed.sql"], state["executed"], strict=True):
         assert state["ledger"][name] == hashlib.sha256(body.encode()).hexdigest()
+
+
+# --- Finding 1, the rest (issue 15): the migration account, not root ---------------
+
+PASSWORD = "m1gr\"at\\ion#pw'x"
+
+
+def test_the_files_are_applied_as_the_migration_account_whose_password_is_in_no_argument(
+    fake, capsys
+):
+    result = run(fake, capsys, login_user="oc_pizza_migration", login_password=PASSWORD)
+    assert result["applied"] == ["001_create.sql", "002_seed.sql"]
+    state = fake.state()
+    assert state["calls"]
+    for call in state["calls"]:
+        # The client reads --defaults-extra-file only as its first option.
+        assert call[0].startswith("--defaults-extra-file="), call
+        assert "--binary-mode" in call
+        assert not any(PASSWORD in arg or "oc_pizza_migration" in arg for arg in call), call
+    files = state["option_files"]
+    assert len({f["path"] for f in files}) == 1  # one file for the whole run
+    assert files[0]["mode"] == 0o600
+    assert files[0]["text"] == option_file_text("oc_pizza_migration", PASSWORD)
+    assert "user = oc_pizza_migration\n" in files[0]["text"]
+    # ...and it is gone when the module ends.
+    assert not Path(files[0]["path"]).exists()
+
+
+def test_the_option_file_is_removed_when_a_file_fails_too(fake, capsys):
+    (fake.path / "003_bad.sql").write_text("FAIL;\n")
+    result = run(fake, capsys, login_user="oc_pizza_migration", login_password=PASSWORD)
+    assert result["failed"] is True
+    assert not Path(fake.state()["option_files"][0]["path"]).exists()
+
+
+def test_the_password_is_quoted_as_option_files_expect():
+    text = option_file_text("m", 'a"b\\c\nd')
+    assert text == '[client]\nuser = m\npassword = "a\\"b\\\\c\\nd"\n'
+
+
+def test_without_an_account_no_option_file_is_written(fake, capsys):
+    run(fake, capsys)
+    state = fake.state()
+    assert state["option_files"] == []
+    assert not any(a.startswith("--defaults-extra-file") for c in state["calls"] for a in c)
+
+
+def test_a_malformed_account_name_stops_before_the_client_runs(fake, capsys):
+    result = run(fake, capsys, login_user="x\npassword = y", login_password=PASSWORD)
+    assert result["failed"] is True
+    assert "login_user must be letters, digits and _" in result["msg"]
+    assert fake.state()["calls"] == []

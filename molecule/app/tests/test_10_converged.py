@@ -146,3 +146,61 @@ def test_gunicorn_log_is_rotated_by_supervisor(app, serving):
             http_get(f"/healthz?{padding}")
     assert app.file(f"{log}.1").exists
     assert app.file(log).size < 64 * 1024 + 4096
+
+
+SANDBOX_PROBE = """\
+import socket
+
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+for key in ("NoNewPrivs", "CapEff", "CapBnd", "Seccomp"):
+    print(key, status[key].strip())
+try:
+    socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)
+    print("AF_NETLINK allowed")
+except OSError as error:
+    print("AF_NETLINK refused", error.errno)
+"""
+
+
+def test_gunicorn_runs_in_supervisors_systemd_sandbox(app, serving):
+    """Finding 12: whatever supervisord starts (gunicorn, the app) runs in its
+    systemd sandbox: no new privileges, root's capabilities down to switching
+    user and signalling (CapEff e0: kill, setgid, setuid), a system call filter,
+    no socket family but inet and unix. A probe program, run by supervisord as
+    root like gunicorn's master, reports what it may do. The mount sandbox
+    (ProtectSystem=strict, PrivateTmp, ProtectHome) is configured, but systemd
+    skips it in a container without CAP_SYS_ADMIN: it acts on a server only."""
+    probe = "/etc/ocpizza-sandbox-probe.py"
+    program = "/etc/supervisor/conf.d/ocpizza-sandbox-probe.conf"
+    log = "/var/log/ocpizza/sandbox-probe.log"
+    sh(app, f"cat > {probe} <<'EOF'\n{SANDBOX_PROBE}EOF")
+    sh(
+        app,
+        f"printf '%s\\n' '[program:ocpizza-sandbox-probe]' 'command=/usr/bin/python3 {probe}'"
+        f" autostart=false autorestart=false startsecs=0 'stdout_logfile={log}'"
+        f" redirect_stderr=true > {program}",
+    )
+    try:
+        sh(
+            app,
+            "supervisorctl update ocpizza-sandbox-probe && supervisorctl start ocpizza-sandbox-probe",
+        )
+        deadline = time.monotonic() + 10
+        while "AF_NETLINK" not in app.run(f"cat {log}").stdout and time.monotonic() < deadline:
+            time.sleep(0.2)
+        report = dict(line.split(" ", 1) for line in sh(app, f"cat {log}").splitlines())
+    finally:
+        sh(app, f"rm -f {program} {probe} {log}; supervisorctl update ocpizza-sandbox-probe")
+    assert report["NoNewPrivs"] == "1"
+    assert report["CapEff"] == report["CapBnd"] == "00000000000000e0"
+    assert report["Seccomp"] == "2"
+    assert report["AF_NETLINK"] == "refused 97"  # EAFNOSUPPORT
+    shown = sh(
+        app, "systemctl show supervisor -p ProtectSystem -p PrivateTmp -p ProtectHome"
+    ).split()
+    assert sorted(shown) == ["PrivateTmp=yes", "ProtectHome=yes", "ProtectSystem=strict"]
+    assert gunicorn_pid(app) == serving, "the probe left gunicorn alone"
+    exposure = sh(app, "systemd-analyze security --no-pager supervisor.service | tail -n 1")
+    score = float(exposure.split(":")[1].split()[0])
+    print(f"systemd-analyze security supervisor.service: {exposure}")
+    assert score <= 3.0, exposure

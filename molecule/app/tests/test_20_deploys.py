@@ -7,6 +7,8 @@ Wall times go to timings.txt in molecule's scratch directory and to the output.
 from __future__ import annotations
 
 import re
+import shlex
+import stat
 import subprocess
 import zipfile
 from pathlib import Path
@@ -35,7 +37,9 @@ from conftest import ephemeral_dir
 
 pytest_plugins = ("appscenario",)  # fixtures app and serving
 
-PIPENV_TASK = "app : Run pipenv install --deploy"
+PIPENV_TASK = "app : Run pipenv install --deploy as ocpizza-build"
+BUILD_USER = "ocpizza-build"
+BUILD_HOME = "/var/lib/ocpizza-build"
 STATE: dict[str, object] = {}
 
 
@@ -127,6 +131,28 @@ def test_changed_lock_deploy_builds_a_new_virtualenv(app, serving):
     assert gunicorn_pid(app) != pid
     assert healthz()["release"] == after
     STATE.update(venv_c=venv, release_c=after)
+    assert_built_unprivileged(app, after, venv)
+
+
+def assert_built_unprivileged(app, release: str, venv: str) -> None:
+    """Finding 3: pipenv ran as the build user, not root: what the build writes
+    outside the virtualenv (virtualenv's seed cache, which the old build left
+    in /root) is the build user's, in its home; the release and its
+    virtualenv end root's and read-only to the app user."""
+    seeds = f"{BUILD_HOME}/.local/share/virtualenv"
+    assert app.file(seeds).is_directory and app.file(seeds).user == BUILD_USER
+    assert not app.file("/root/.local/share/virtualenv").exists, "the build ran as root"
+    # The build user: no login shell, no password, no group but its own, no sudo.
+    entry = app.user(BUILD_USER)
+    assert (entry.shell, entry.groups, entry.password) == ("/usr/sbin/nologin", [BUILD_USER], "!")
+    assert app.run(f"sudo -n -l -U {BUILD_USER}").stdout.count("may run") == 0
+    # Root's from top to bottom; nothing the app user may change.
+    tree = f"{APP_ROOT}/releases/{release} {venv}"
+    assert sh(app, f"find {tree} ! -user root -print -quit") == ""
+    assert sh(app, f"find {tree} ! -group root -print -quit") == ""
+    as_app = "setpriv --reuid=ocpizza --regid=ocpizza --init-groups"
+    assert sh(app, f"{as_app} find {tree} -writable -print -quit") == ""
+    assert app.file(f"{APP_ROOT}/releases/{release}/staticfiles/staticfiles.json").user == "root"
 
 
 def test_failed_migration_leaves_the_previous_release_serving(app, serving):
@@ -277,14 +303,19 @@ def test_lock_out_of_date_with_its_pipfile_fails_with_pipenvs_message(app, servi
     assert healthz()["release"] == before
 
 
-def test_zip_source_deploy(app, serving, tmp_path):
-    """§4.1.1: the code as a ZIP archive (GitHub's layout: one top directory)."""
-    archive = tmp_path / "ocpizza-production.zip"
+def example_zip(archive: Path) -> Path:
+    """The example app as a ZIP archive in GitHub's layout (one top directory)."""
     subprocess.run(
         ["git", "-C", str(PROJECT_DIR), "archive", "--format=zip", "--prefix=ocpizza-production/",
          "-o", str(archive), "HEAD:examples/ocpizza"],
         check=True,
     )  # fmt: skip
+    return archive
+
+
+def test_zip_source_deploy(app, serving, tmp_path):
+    """§4.1.1: the code as a ZIP archive (GitHub's layout: one top directory)."""
+    archive = example_zip(tmp_path / "ocpizza-production.zip")
     with zipfile.ZipFile(archive) as handle:
         assert "ocpizza-production/manage.py" in handle.namelist()
     run = deploy("deploy-zip", app_source="zip", app_zip_path=str(archive))
@@ -297,6 +328,32 @@ def test_zip_source_deploy(app, serving, tmp_path):
     assert task_was_skipped(run.output, PIPENV_TASK)
     assert healthz()["release"] == after
     assert 'id="build"' not in http_get("/", proxied=True).body
+
+
+def test_a_link_out_of_the_release_is_refused_before_anything_runs(app, serving, tmp_path):
+    """Finding 3: a static file that is a link to a root-only file (here in a
+    ZIP archive; a commit works the same) stops the deploy before the build:
+    nothing of /etc/shadow is collected, let alone published."""
+    before = live_release(app)
+    known = releases(app)
+    archive = example_zip(tmp_path / "ocpizza-leak.zip")
+    with zipfile.ZipFile(archive, "a") as handle:
+        link = zipfile.ZipInfo("ocpizza-production/shop/static/shop/leak.css")
+        link.create_system = 3  # Unix: the mode below is a symbolic link's
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        handle.writestr(link, "/etc/shadow")
+    run = deploy("deploy-leak-link", app_source="zip", app_zip_path=str(archive))
+    assert run.rc != 0
+    assert (
+        "shop/static/shop/leak.css points outside the release (/etc/shadow): refused" in run.output
+    )
+    assert f"Release {before} is still live" in run.output
+    assert live_release(app) == before
+    assert releases(app) == known
+    secret = sh(app, "head -n 1 /etc/shadow")
+    leaked = app.run(f"grep -rlsF -- {shlex.quote(secret)} {APP_ROOT}/releases/*/staticfiles")
+    assert leaked.stdout == ""
+    assert healthz()["release"] == before
 
 
 def test_a_change_of_gunicorn_settings_reloads_it_gracefully(app, serving):

@@ -31,6 +31,10 @@ APP = "ocpizza-mol-mysql-app"  # also the git server
 # Mirrors of molecule.yml.
 APP_PASSWORD = "p@ss:w/rd#%?&-app"
 BACKUP_PASSWORD = "b4ck'up\"pw#1\\x"
+MIGRATION_PASSWORD = "m1gr@t'ion\"pw#2\\x"
+# The scenario's CA, on every host (the role installs it on the servers,
+# prepare.yml on the app host).
+CA = "/etc/mysql/tls/ca.crt"
 POOL_MAX_MB = {BOOKWORM: 384, TRIXIE: 512}
 MAX_CONNECTIONS_MIN = 10
 SERVER_ID = {BOOKWORM: 1, TRIXIE: 2}  # position in the dbservers group
@@ -45,10 +49,12 @@ def sql(host, query: str) -> str:
     return host.check_output(f"mysql -N -B -e {shlex.quote(query)}")
 
 
-def client(host, db_ip: str, user: str, password: str, query: str):
-    """The mysql client on ``host``, over TCP to ``db_ip``."""
+def client(host, db_ip: str, user: str, password: str, query: str, tls: bool = True):
+    """The mysql client on ``host``, over TCP to ``db_ip``: TLS verified against the CA
+    (the server's certificate and its address), or plaintext with ``tls=False``."""
+    tls_options = f"--ssl --ssl-ca={CA} --ssl-verify-server-cert" if tls else "--skip-ssl"
     return host.run(
-        f"mysql --protocol=tcp -h {db_ip} -u {user} -p{shlex.quote(password)} "
+        f"mysql --protocol=tcp -h {db_ip} -u {user} -p{shlex.quote(password)} {tls_options} "
         f"-N -B -e {shlex.quote(query)}"
     )
 
@@ -222,6 +228,7 @@ def test_accounts_are_exactly_root_the_app_servers_and_the_local_backup(get_host
         "mariadb.sys@localhost",
         f"oc_pizza@{container_ip(APP)}",
         "oc_pizza_backup@localhost",
+        "oc_pizza_migration@localhost",
     }
 
 
@@ -249,6 +256,66 @@ def test_app_user_from_app_host_sees_only_its_database(get_host, name):
     assert work.rc == 0, work.stderr
     other = client(app, db_ip, "oc_pizza", APP_PASSWORD, "SELECT COUNT(*) FROM mysql.user")
     assert other.rc != 0 and "denied" in other.stderr
+
+
+# Issue 15, finding 8: the app's connection is TLS, verified against the platform's CA.
+PYMYSQL_PROBE = """
+import json, sys, pymysql
+host, password, ca = sys.argv[1:4]
+try:
+    conn = pymysql.connect(host=host, user="oc_pizza", password=password, database="oc_pizza",
+                           ssl={"ca": ca, "check_hostname": True}, connect_timeout=10)
+except Exception as exc:
+    print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+    sys.exit(0)
+cur = conn.cursor()
+cur.execute("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_cipher', 'Ssl_version')")
+print(json.dumps(dict(cur.fetchall())))
+"""
+
+
+def pymysql_probe(host, db_ip: str, ca: str) -> dict[str, str]:
+    """Connect as the app does (PyMySQL, ssl ca + check_hostname): the session's TLS status."""
+    out = host.check_output(
+        f"python3 -c {shlex.quote(PYMYSQL_PROBE)} {db_ip} {shlex.quote(APP_PASSWORD)} {ca}"
+    )
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("name", DBS)
+def test_app_user_plaintext_is_refused(get_host, name):
+    res = client(get_host(APP), container_ip(name), "oc_pizza", APP_PASSWORD, "SELECT 1", tls=False)
+    assert res.rc != 0
+    assert "Access denied" in res.stderr, res.stderr
+    grants = sql(get_host(name), f"SHOW CREATE USER 'oc_pizza'@'{container_ip(APP)}'")
+    assert "REQUIRE SSL" in grants, grants
+
+
+@pytest.mark.parametrize("name", DBS)
+def test_app_connection_is_encrypted_and_the_server_verified(get_host, name):
+    app, db_ip = get_host(APP), container_ip(name)
+    status = pymysql_probe(app, db_ip, CA)
+    assert status.get("Ssl_version") in ("TLSv1.2", "TLSv1.3"), status
+    assert status.get("Ssl_cipher"), status
+    # A client that trusts another CA (the system's) refuses the server.
+    refused = pymysql_probe(app, db_ip, "/etc/ssl/certs/ca-certificates.crt")
+    assert "certificate verify failed" in refused.get("error", ""), refused
+
+
+@pytest.mark.parametrize("name", DBS)
+def test_the_server_certificate_names_its_address_and_its_key_stays_private(get_host, name):
+    host = get_host(name)
+    text = host.check_output("openssl x509 -noout -text -in /etc/mysql/tls/server.crt")
+    assert f"IP Address:{container_ip(name)}" in text
+    assert f"DNS:{name}" in text
+    assert "OC Pizza molecule CA" in host.check_output(
+        "openssl x509 -noout -issuer -in /etc/mysql/tls/server.crt"
+    )
+    key = host.file("/etc/mysql/tls/server.key")
+    assert (key.user, key.mode) == ("mysql", 0o600)
+    assert host.file("/etc/mysql/tls").mode == 0o750
+    got = variables(host)
+    assert got["tls_version"] == "TLSv1.2,TLSv1.3"
 
 
 @pytest.mark.parametrize("name", DBS)
@@ -360,6 +427,59 @@ def test_backup_user_can_read_and_nothing_more(get_host, name):
     # Local only: the same credentials are refused over the network.
     res = client(get_host(APP), container_ip(name), "oc_pizza_backup", BACKUP_PASSWORD, "SELECT 1")
     assert res.rc != 0 and REFUSED.search(res.stderr), res.stderr
+
+
+# --- The migration account (issue 15, finding 1) -----------------------------------
+
+
+def as_migration(host, query: str):
+    """The migration account, locally through the socket, as mysql_schema_apply connects."""
+    return host.run(
+        f"mysql -u oc_pizza_migration -p{shlex.quote(MIGRATION_PASSWORD)} -N -B "
+        f"-e {shlex.quote(query)}"
+    )
+
+
+@pytest.mark.parametrize("name", DBS)
+def test_migration_account_has_ddl_on_the_database_and_nothing_else(get_host, name):
+    host = get_host(name)
+    grants = as_migration(host, "SHOW GRANTS")
+    assert grants.rc == 0, grants.stderr
+    lines = grants.stdout.splitlines()
+    assert len(lines) == 2, lines  # USAGE on *.*, and the database's privileges
+    assert lines[0].startswith("GRANT USAGE ON *.* TO `oc_pizza_migration`@`localhost`")
+    assert " ON `oc_pizza`.* TO `oc_pizza_migration`@`localhost`" in lines[1]
+    for privilege in ("CREATE", "ALTER", "DROP", "INDEX", "REFERENCES", "SELECT", "INSERT"):
+        assert privilege in lines[1]
+    for forbidden in ("FILE", "SUPER", "GRANT OPTION", "ALL PRIVILEGES", "PROCESS", "RELOAD"):
+        assert forbidden not in grants.stdout, forbidden
+    for statement in (
+        "SELECT COUNT(*) FROM mysql.user",
+        "CREATE DATABASE ocpizza_other",
+        "CREATE TABLE mysql.ocpizza_probe (id INT)",
+        "GRANT SELECT ON oc_pizza.* TO 'oc_pizza'@'localhost'",
+    ):
+        res = as_migration(host, statement)
+        assert res.rc != 0 and "denied" in res.stderr, (statement, res.stdout, res.stderr)
+    # No FILE privilege: the server reads no file for it (NULL, not the content).
+    assert as_migration(host, "SELECT LOAD_FILE('/etc/mysql/backup.cnf')").stdout.strip() == "NULL"
+    # Local only: the same credentials are refused over the network.
+    res = client(
+        get_host(APP), container_ip(name), "oc_pizza_migration", MIGRATION_PASSWORD, "SELECT 1"
+    )
+    assert res.rc != 0 and REFUSED.search(res.stderr), res.stderr
+
+
+def test_schema_objects_are_defined_by_the_migration_account_not_root(get_host):
+    host = get_host(TRIXIE)  # converged from nothing: every file applied by the new account
+    definers = sql(
+        host,
+        "SELECT DISTINCT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = 'oc_pizza' "
+        "UNION SELECT DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'oc_pizza' "
+        "UNION SELECT DEFINER FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'oc_pizza' "
+        "UNION SELECT DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'oc_pizza'",
+    )
+    assert definers.split() == ["oc_pizza_migration@localhost"]
 
 
 # --- Schema repository ------------------------------------------------------------
