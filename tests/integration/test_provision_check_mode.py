@@ -23,8 +23,12 @@ def test_check_mode_prints_the_plan_and_the_monthly_cost(fake, tmp_path):
     for line in (
         "create vpc ocpizza-staging (fra1, 10.110.16.0/20)",
         "create ssh_key ocpizza-tests",
-        "create firewall ocpizza-staging-dbservers (2 inbound rules)",
-        "create firewall ocpizza-staging-webservers (3 inbound rules)",
+        # SSH and MySQL from the app servers, the node and MySQL exporters from monitoring.
+        "create firewall ocpizza-staging-dbservers (4 inbound rules)",
+        # SSH, gunicorn from the web servers and (its metrics) from monitoring, the node exporter.
+        "create firewall ocpizza-staging-appservers (4 inbound rules)",
+        # SSH, HTTP and HTTPS, the node and nginx exporters from monitoring.
+        "create firewall ocpizza-staging-webservers (5 inbound rules)",
         # The monitoring host: SSH only (Prometheus and Alertmanager through a tunnel).
         "create firewall ocpizza-staging-monitoring (1 inbound rules)",
         "create droplet ocpizza-staging-db1 (dbservers, s-4vcpu-8gb, ubuntu-24-04-x64, fra1):"

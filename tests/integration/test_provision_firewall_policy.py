@@ -17,7 +17,14 @@ import yaml
 from fake_digitalocean.testing import REPO, VENV_BIN, run
 from ocpizza_digitalocean.firewall import ANYWHERE, rules_from_policy
 
-ADDRESSES = {"dbservers": "10.0.0.1", "appservers": "10.0.0.2", "webservers": "10.0.0.3"}
+ADDRESSES = {
+    "dbservers": "10.0.0.1",
+    "appservers": "10.0.0.2",
+    "webservers": "10.0.0.3",
+    "monitoring": "10.0.0.4",
+}
+# The contract's names the policies use for ports ({{ ocpizza_gunicorn_port }}...).
+CONTRACT = yaml.safe_load((REPO / "group_vars/all/platform_contract.yml").read_text())
 ADMIN = ["203.0.113.0/24"]
 
 RENDER = """
@@ -58,11 +65,10 @@ def nftables_accepts(text):
 def cloud_accepts(group):
     """The same shape, from the cloud rules the module derives from the group's policy."""
     policy = yaml.safe_load((REPO / f"group_vars/{group}/firewall.yml").read_text())
-    allowed = json.loads(
-        json.dumps(policy["firewall_allowed"])
-        .replace("{{ ocpizza_gunicorn_port }}", "8000")
-        .replace("{{ ocpizza_mysql_port }}", "3306")
-    )
+    text = json.dumps(policy["firewall_allowed"])
+    for name in re.findall(r"\{\{ (ocpizza_\w+_port) \}\}", text):
+        text = text.replace(f"{{{{ {name} }}}}", str(CONTRACT[name]))
+    allowed = json.loads(text)
     accepts = set()
     for rule in rules_from_policy(allowed, ADMIN):
         sources = tuple(ADDRESSES[g] for g in rule.groups) + rule.addresses
@@ -92,6 +98,25 @@ def test_host_and_cloud_firewalls_come_from_the_same_policy(tmp_path):
         host_rules = nftables_accepts((tmp_path / f"{group[:3]}1.conf").read_text())
         assert host_rules == cloud_accepts(group), group
     # And what they allow is the platform's policy.
-    assert cloud_accepts("dbservers") == {("22", tuple(ADMIN)), ("3306", ("10.0.0.2",))}
-    assert cloud_accepts("appservers") == {("22", tuple(ADMIN)), ("8000", ("10.0.0.3",))}
-    assert cloud_accepts("webservers") == {("22", tuple(ADMIN)), ("80", ()), ("443", ())}
+    # The exporters and the app's metrics answer the monitoring hosts only.
+    mon = ("10.0.0.4",)
+    assert cloud_accepts("dbservers") == {
+        ("22", tuple(ADMIN)),
+        ("3306", ("10.0.0.2",)),
+        ("9100", mon),
+        ("9104", mon),
+    }
+    assert cloud_accepts("appservers") == {
+        ("22", tuple(ADMIN)),
+        ("8000", ("10.0.0.3",)),
+        ("8000", mon),
+        ("9100", mon),
+    }
+    assert cloud_accepts("webservers") == {
+        ("22", tuple(ADMIN)),
+        ("80", ()),
+        ("443", ()),
+        ("9100", mon),
+        ("9113", mon),
+    }
+    assert cloud_accepts("monitoring") == {("22", tuple(ADMIN))}

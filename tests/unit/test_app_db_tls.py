@@ -14,28 +14,19 @@ from __future__ import annotations
 import ssl
 import sys
 import types
-from pathlib import Path
 from typing import Any
 
-import jinja2
 import pymysql
 import pytest
-from ansible.plugins.filter.core import FilterModule as CoreFilters
+from role_templates import role_template_env
 
-REPO = Path(__file__).resolve().parents[2]
-TEMPLATES = REPO / "roles" / "app" / "templates"
 # A CA bundle present on any Debian control node: PyMySQL loads it as the CA file.
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 def render(**variables: Any) -> str:
     """settings/production.py as the role writes it for these variables."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-    )
-    env.filters.update({k: v for k, v in CoreFilters().filters().items() if k != "default"})
+    env = role_template_env("app")
     values: dict[str, Any] = {
         "ansible_managed": "Ansible managed",
         "app_settings_module": "settings.production",

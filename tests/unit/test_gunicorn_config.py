@@ -20,22 +20,13 @@ import types
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
-from ansible.plugins.filter.core import FilterModule as CoreFilters
-
-REPO = Path(__file__).resolve().parents[2]
-TEMPLATES = REPO / "roles" / "gunicorn" / "templates"
+from role_templates import role_template_env
 
 
 def render(home: Path, env_file: Path) -> str:
     """The configuration role gunicorn writes, for an app home and environment file."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-    )
-    env.filters.update({k: v for k, v in CoreFilters().filters().items() if k != "default"})
+    env = role_template_env("gunicorn")
     values: dict[str, Any] = {
         "ansible_managed": "Ansible managed",
         "gunicorn_env_file": str(env_file),

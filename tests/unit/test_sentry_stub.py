@@ -179,8 +179,9 @@ CASES = {"accepted": ("ok", True), "refused": ("fail", True), "not configured": 
 def verify_sentry(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, list], str]:
     """The checks each case records, and the run's whole output (one ansible-playbook run)."""
     tmp_path = tmp_path_factory.mktemp("verify-sentry")
-    verify = yaml.safe_load((ROOT / "playbooks" / "verify.yml").read_text())[0]
-    tasks = [t for t in verify["tasks"] if "Sentry" in t["name"]]
+    # verify.yml runs role monitoring's verify entry point on the app servers.
+    entry = yaml.safe_load((ROOT / "roles" / "monitoring" / "tasks" / "verify.yml").read_text())
+    tasks = [t for t in entry if "Sentry" in t["name"]]
     assert len(tasks) == 2, [t["name"] for t in tasks]
     manage = tmp_path / "ocpizza-manage"
     manage.write_text(FAKE_MANAGE.format(dsn=DSN))
@@ -204,7 +205,10 @@ def verify_sentry(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, l
                 "environment": {"MODE": mode},
                 "vars": {
                     "ocpizza_app_manage": str(manage),
-                    "verify__optional_set": {"stdout_lines": ["SENTRY_DSN"] if configured else []},
+                    "monitoring_app_group": "appservers",
+                    "monitoring__optional_set": {
+                        "stdout_lines": ["SENTRY_DSN"] if configured else []
+                    },
                 },
                 "tasks": [reset, *tasks, write],
             }
