@@ -5,7 +5,7 @@ Prometheus on the monitoring host probes the site through the load balancer
 receiver this module runs on the control node, at the lab network's gateway
 (the overlay's ``monitoring_alert_webhook_url``). Stopping gunicorn on every
 app server (the operations document's ``supervisorctl stop gunicorn``) makes
-nginx answer 502: SiteDown must reach the receiver within the delay the
+nginx answer its 503 maintenance page: SiteDown must reach the receiver within the delay the
 rendered configuration promises, ``status.yml`` must list it, and starting
 gunicorn again must bring the resolution within its own promise. The module
 starts gunicorn again whatever happens, and ends with the site answering.
