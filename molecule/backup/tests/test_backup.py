@@ -184,6 +184,24 @@ def test_timer_installed_and_enabled(get_host):
     assert host.run("systemctl is-active ocpizza-binlog-archive.timer").stdout.strip() == "active"
     timer = host.run("systemctl show ocpizza-binlog-archive.timer -p TimersCalendar").stdout
     assert "*-*-* *:00/5:00" in timer, timer
+    # Issue 15, finding 12: both units sandboxed (the runs below prove they
+    # still work under it: the backup without any capability, the archive
+    # with only the one that reads the server's binary logs).
+    for unit, caps in (("ocpizza-backup", ""), ("ocpizza-binlog-archive", "cap_dac_read_search")):
+        props = dict(
+            line.split("=", 1)
+            for line in host.run(
+                f"systemctl show {unit}.service -p ProtectSystem -p ReadWritePaths -p NoNewPrivileges"
+                " -p CapabilityBoundingSet -p RestrictAddressFamilies -p SystemCallFilter"
+            ).stdout.splitlines()
+            if "=" in line
+        )
+        assert props["ProtectSystem"] == "strict", (unit, props)
+        assert props["ReadWritePaths"] == BACKUPS, (unit, props)
+        assert props["NoNewPrivileges"] == "yes", (unit, props)
+        assert props["CapabilityBoundingSet"] == caps, (unit, props)
+        assert "AF_INET" in props["RestrictAddressFamilies"], (unit, props)
+        assert props["SystemCallFilter"], (unit, props)
 
 
 # --------------------------------------------------------------------------
