@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
@@ -34,10 +35,18 @@ options:
     type: list
     elements: str
     required: true
+  ip_addresses:
+    description:
+      - IP addresses the certificate must carry (subject alternative names of type IP),
+        compared as addresses; with O(exact) exactly these. Unset, they are not checked.
+      - The role C(mysql) names its server's private address this way.
+    type: list
+    elements: str
   exact:
     description:
       - If true the certificate's DNS names must be exactly O(names) (a certificate
-        the role issues itself is issued again when a name is added or removed).
+        the role issues itself is issued again when a name is added or removed),
+        and its IP addresses exactly O(ip_addresses) when given.
       - If false every name must be covered, wildcards allowed (a provided certificate).
     type: bool
     default: false
@@ -90,12 +99,36 @@ def _covers(pattern: str, name: str) -> bool:
     return False
 
 
-def _dns_names(cert: Any) -> list[str]:
+def _alt_names(cert: Any, kind: type) -> list[Any]:
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         return []
-    return [str(n) for n in ext.value.get_values_for_type(x509.DNSName)]
+    return list(ext.value.get_values_for_type(kind))
+
+
+def _dns_names(cert: Any) -> list[str]:
+    return [str(n) for n in _alt_names(cert, x509.DNSName)]
+
+
+def _address_problems(cert: Any, wanted: Any, exact: bool) -> list[str]:
+    """The certificate's IP subject alternative names against ``wanted``."""
+    try:
+        want = {ipaddress.ip_address(str(a)) for a in wanted}
+    except ValueError as exc:
+        raise AnsibleFilterError(
+            f"nginx_certificate_problems: ip_addresses must be IP addresses ({exc})"
+        ) from None
+    have = set(_alt_names(cert, x509.IPAddress))
+    problems = []
+    missing = sorted(str(a) for a in want - have)
+    if missing:
+        listed = ", ".join(sorted(str(a) for a in have)) or "none"
+        problems.append(f"does not carry the addresses {', '.join(missing)} (it has {listed})")
+    extra = sorted(str(a) for a in have - want)
+    if exact and extra:
+        problems.append(f"addresses no longer wanted: {', '.join(extra)}")
+    return problems
 
 
 def certificate_problems(
@@ -107,6 +140,7 @@ def certificate_problems(
     public_key: str | None = None,
     renew_before_days: int = 0,
     now: dt.datetime | None = None,
+    ip_addresses: Any = None,
 ) -> list[str]:
     """Return why the certificate ``pem`` cannot be served for ``names``."""
     if isinstance(names, str) or not all(isinstance(n, str) and n for n in names or []):
@@ -143,6 +177,8 @@ def certificate_problems(
         extra = sorted({h.lower().rstrip(".") for h in have} - wanted)
         if extra:
             problems.append(f"names no longer wanted: {', '.join(extra)}")
+    if ip_addresses is not None:
+        problems += _address_problems(cert, ip_addresses, exact)
 
     if ca:
         try:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -48,7 +49,9 @@ CA_KEY, CA_CERT = _ca()
 LEAF_KEY = ec.generate_private_key(ec.SECP256R1())
 
 
-def _leaf(names=NAMES, days_left=300, ca=(CA_KEY, CA_CERT), key=LEAF_KEY, start_days=-1):
+def _leaf(
+    names=NAMES, days_left=300, ca=(CA_KEY, CA_CERT), key=LEAF_KEY, start_days=-1, addresses=()
+):
     ca_key, ca_cert = ca
     builder = (
         x509.CertificateBuilder()
@@ -59,10 +62,10 @@ def _leaf(names=NAMES, days_left=300, ca=(CA_KEY, CA_CERT), key=LEAF_KEY, start_
         .not_valid_before(NOW + dt.timedelta(days=start_days))
         .not_valid_after(NOW + dt.timedelta(days=days_left))
     )
-    if names:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
-        )
+    if names or addresses:
+        alt = [x509.DNSName(n) for n in names]
+        alt += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
     return _pem(builder.sign(ca_key, hashes.SHA256()))
 
 
@@ -182,6 +185,24 @@ def test_several_problems_are_all_listed():
 def test_bad_names_are_refused(names):
     with pytest.raises(AnsibleFilterError, match="names must be a list"):
         certificate_problems(_leaf(), names)
+
+
+def test_ip_addresses_are_checked_only_when_given():
+    # The mysql role's server certificate names the host's private address.
+    pem = _leaf(names=["db1.ocpizza.com"], addresses=["10.110.0.11"])
+    assert problems(pem, ["db1.ocpizza.com"], exact=True) == []
+    assert problems(pem, ["db1.ocpizza.com"], exact=True, ip_addresses=["10.110.0.11"]) == []
+    assert problems(pem, ["db1.ocpizza.com"], exact=True, ip_addresses=["10.110.0.12"]) == [
+        "does not carry the addresses 10.110.0.12 (it has 10.110.0.11)",
+        "addresses no longer wanted: 10.110.0.11",
+    ]
+    # Not exact: an extra address does not matter, a missing one does.
+    assert problems(pem, ["db1.ocpizza.com"], ip_addresses=[]) == []
+    assert problems(pem, ["db1.ocpizza.com"], exact=True, ip_addresses=[]) == [
+        "addresses no longer wanted: 10.110.0.11"
+    ]
+    with pytest.raises(AnsibleFilterError, match="ip_addresses must be IP addresses"):
+        problems(pem, ["db1.ocpizza.com"], ip_addresses=["db1"])
 
 
 def test_registered_name():
