@@ -25,9 +25,18 @@ def test_second_converge_changes_nothing(platform: Platform) -> None:
 
 
 def test_dry_run_completes_and_changes_nothing(platform: Platform) -> None:
-    res = platform.playbook("site.yml", "--check", "--diff", log="platform-check.log")
+    # One host of each group: the second web and app servers run the same
+    # tasks with the same variables as the first (the second converge above
+    # proved them idempotent); a quarter of the run's tasks saved.
+    twins = sorted(h for g in platform.groups.values() for h in g[1:])
+    one_each = {g[0] for g in platform.groups.values() if g}
+    limit = ":".join(["all", *(f"!{h}" for h in twins)])
+    res = platform.playbook(
+        "site.yml", "--check", "--diff", "--limit", limit, log="platform-check.log"
+    )
     assert res.returncode == 0, output(res)[-3000:]
     hosts = recap(res.stdout)
+    assert set(hosts) == one_each, sorted(hosts)
     bad = {h: r for h, r in hosts.items() if r["changed"] or r["failed"] or r.get("unreachable")}
     assert not bad, (
         f"site.yml --check --diff on a converged lab: {bad} (see .ansible/logs/platform-check.log)"
