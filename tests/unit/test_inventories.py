@@ -307,6 +307,8 @@ def filled_production(target: Path, drop: str | None = None) -> Path:
         name: (f"generated-{name}" if value else "")
         for name, value in load(PRODUCTION / "vault.example.yml").items()
     }
+    # A URL, as the preflight checks its shape.
+    vault["vault_alertmanager_webhook_url"] = "https://chat.ocpizza.com/hooks/generated-token"
     (target / "group_vars" / "all" / "vault.yml").write_text(yaml.safe_dump(vault))
     if drop:
         for path in (target / "group_vars" / "all").glob("*.yml"):
@@ -348,6 +350,7 @@ def test_preflight_stops_the_shipped_example_naming_each_placeholder(
             "nginx_letsencrypt_email is still a placeholder",
             "vault_mysql_app_password is missing",
             "vault_app_deploy_key is missing",
+            "vault_alertmanager_webhook_url is missing",
         ):
             assert name in out, name
     rc, out = lab

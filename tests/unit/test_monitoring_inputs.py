@@ -19,7 +19,10 @@ from test_bad_input_catalog import HARNESS, catalog_inventory, recap, run
 
 # The hosts each role's rows run on (the controls: every tier of the role).
 TIERS = {"monitoring": "monitoring", "exporters": "dbservers:webservers"}
-VALID = {"vault_mysql_exporter_password": "exp0rter-p4ssword"}
+VALID = {
+    "vault_mysql_exporter_password": "exp0rter-p4ssword",
+    "vault_alertmanager_webhook_url": "https://hooks.ocpizza.com/alerts",
+}
 # (id, role, variable, bad value, what the message says); the hosts: the role's tier,
 # or those the variable concerns (the MySQL exporter's password: the database hosts).
 ROWS: list[tuple[str, str, str, Any, str]] = [
@@ -29,6 +32,14 @@ ROWS: list[tuple[str, str, str, Any, str]] = [
         "monitoring_alert_webhook_url",
         "ftp://hooks.ocpizza.com/a",
         "http(s) URL",
+    ),
+    # No webhook at all: no default may send the alerts nowhere.
+    (
+        "webhook-missing",
+        "monitoring",
+        "vault_alertmanager_webhook_url",
+        "",
+        "(from vault_alertmanager_webhook_url) must be an http(s) URL",
     ),
     (
         "public-listen",
