@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import OVERLAY_KEYS, Platform, output, recap
+from conftest import MAPPED_GROUPS, OVERLAY_KEYS, Platform, output, recap
 
 
 def test_first_converge_changed_every_host(platform: Platform) -> None:
@@ -25,14 +25,19 @@ def test_second_converge_changes_nothing(platform: Platform) -> None:
 
 
 def test_dry_run_completes_and_changes_nothing(platform: Platform) -> None:
-    # One host of each group: the second web and app servers run the same
-    # tasks with the same variables as the first (the second converge above
-    # proved them idempotent); a quarter of the run's tasks saved.
-    twins = sorted(h for g in platform.groups.values() for h in g[1:])
-    one_each = {g[0] for g in platform.groups.values() if g}
-    limit = ":".join(["all", *(f"!{h}" for h in twins)])
+    # What an operator's dry run on production touches: one host of each of
+    # production's groups. The second web and app servers run the same tasks
+    # with the same variables as the first, and the forge and the load
+    # balancer are the lab's stand-ins (production has neither host): the
+    # second converge above proved them all idempotent. Half the run's tasks.
+    one_each = {platform.groups[g][0] for g in MAPPED_GROUPS}
     res = platform.playbook(
-        "site.yml", "--check", "--diff", "--limit", limit, log="platform-check.log"
+        "site.yml",
+        "--check",
+        "--diff",
+        "--limit",
+        ",".join(sorted(one_each)),
+        log="platform-check.log",
     )
     assert res.returncode == 0, output(res)[-3000:]
     hosts = recap(res.stdout)
