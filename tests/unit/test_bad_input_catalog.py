@@ -252,6 +252,7 @@ ROWS: list[Row] = [
     role("app", "user-name", "app_user", "Root User", "app_user"),
     role("app", "root-relative", "app_root", "opt/ocpizza", "app_root"),
     role("app", "csrf-origin", "app_csrf_trusted_origins", ["www.ocpizza.com"], "https://"),
+    role("app", "metrics-path", "app_metrics_path", "metrics/", "app_metrics_path"),
     role("app", "keep-releases", "app_keep_releases", 1, "at least 2"),
     role("app", "known-hosts", "app_git_known_hosts", ["not a key line"], "malformed"),
     role("app", "env-extra", "app_env_extra", {"lower_case": "x"}, "upper case"),

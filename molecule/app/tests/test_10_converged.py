@@ -61,6 +61,8 @@ def test_environment_file_content(app):
     assert env["STATIC_ROOT"] == f"{APP_ROOT}/current/staticfiles"
     assert env["OCPIZZA_RELEASE"] == live_release(app)
     assert env["OCPIZZA_RESOURCES_DIR"] == f"{CONF_HOME}/OC_PIZZA/resources"
+    # The contract's metrics path, which nginx refuses and Prometheus scrapes.
+    assert env["OCPIZZA_METRICS_PATH"] == "/metrics"
     assert env["GOOGLE_MAPS_API_KEY"] == "molecule-maps-key"
     # Optional services not configured are absent, not empty.
     assert not {"SENTRY_DSN", "PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET"} & env.keys()
