@@ -3,7 +3,7 @@
 Prometheus on the monitoring host probes the site through the load balancer
 (certificate validated against the lab CA); Alertmanager posts to a webhook
 receiver this module runs on the control node, at the lab network's gateway
-(the overlay's ``monitoring_alert_webhook_url``). Stopping gunicorn on every
+(the generated vault's ``vault_alertmanager_webhook_url``). Stopping gunicorn on every
 app server (the operations document's ``supervisorctl stop gunicorn``) makes
 nginx answer its 503 maintenance page: SiteDown must reach the receiver within the delay the
 rendered configuration promises, ``status.yml`` must list it, and starting
