@@ -4,7 +4,8 @@
 # time and the sum.
 #   scripts/test-all.sh           what CI runs (make test, <= 40 min on 2 cores)
 #   scripts/test-all.sh --full    plus what is too slow for CI (make test-full):
-#                                 the platform run again on Debian 13, the
+#                                 the platform run and role common's scenario
+#                                 again on Debian 13, the
 #                                 lab switch between Debian 12 and 13, and the
 #                                 tests marked `full` (OCPIZZA_FULL=1)
 set -uo pipefail
@@ -122,6 +123,8 @@ if ((platform_beside)); then
     if [[ $line == ok* ]]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 fi
 if $full; then
+    # Role common's scenario on Debian 13 (make test runs it on Debian 12).
+    step molecule-common-trixie env OCPIZZA_MOL_SUITE=trixie bash scripts/molecule.sh common
     step platform-trixie env OCPIZZA_LAB_SUITE=trixie OCPIZZA_PLATFORM_DIR="$PWD/.ansible/platform-lab-trixie" \
         bash -c "$(declare -f platform); platform"
     step relab env OCPIZZA_RELAB=1 pytest -q -p no:cacheprovider tests/relab

@@ -8,7 +8,8 @@ import subprocess
 import pytest
 from conftest import container_ip, ephemeral_dir
 
-HOSTS = ["ocpizza-mol-common-bookworm", "ocpizza-mol-common-trixie"]
+# The scenario's one host: Debian 12, or the release make test-full asks for.
+HOSTS = [f"ocpizza-mol-common-{os.environ.get('OCPIZZA_MOL_SUITE') or 'bookworm'}"]
 
 
 def ssh(name: str, user: str, *extra: str) -> subprocess.CompletedProcess[str]:
