@@ -295,6 +295,11 @@ def filled_production(target: Path, drop: str | None = None) -> Path:
     (target / "hosts.yml").write_text(yaml.safe_dump(hosts))
     # The restaurants' starting data, as an operator drops it into resources/.
     (target / "resources" / "restaurants.xlsx").write_bytes(b"PK\x03\x04")
+    # The database's CA (README, "TLS between the app servers and MySQL"): the
+    # preflight checks that the files exist, not what they hold.
+    (target / "files").mkdir()
+    (target / "files" / "mysql-ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    (target / "files" / "mysql-ca.key").write_text("$ANSIBLE_VAULT;1.1;AES256\n")
     filled = {
         "ocpizza_admin_networks": ["10.8.0.0/24"],
         "common_admin_users": [
@@ -351,6 +356,9 @@ def test_preflight_stops_the_shipped_example_naming_each_placeholder(
             "vault_mysql_app_password is missing",
             "vault_app_deploy_key is missing",
             "vault_alertmanager_webhook_url is missing",
+            # TLS to the database is required, and its CA not made yet.
+            "ocpizza_mysql_tls_ca_cert is not a file of the control node on",
+            "mysql_tls_ca_key is not a file of the control node on db1.ocpizza.com:",
         ):
             assert name in out, name
     rc, out = lab
@@ -372,6 +380,25 @@ def test_preflight_passes_a_filled_inventory_and_names_a_removed_variable(tmp_pa
     for drop, (rc, out) in zip(drops, without, strict=True):
         assert rc != 0, f"the preflight passed without {drop}"
         assert f"- {drop} is missing on" in out, out[-2000:]
+
+
+def test_preflight_requires_the_database_ca_files(tmp_path: Path) -> None:
+    inventory = filled_production(tmp_path / "no-ca-key")
+    (inventory / "files" / "mysql-ca.key").unlink()
+    emptied = filled_production(tmp_path / "no-tls")
+    (emptied / "group_vars" / "all" / "zz-zz-no-tls.yml").write_text(
+        yaml.safe_dump({"ocpizza_mysql_tls_ca_cert": ""})
+    )
+    (rc, out), (rc_empty, out_empty) = run_preflights([(inventory, ()), (emptied, ())], tmp_path)
+    assert rc != 0
+    assert "- mysql_tls_ca_key is not a file of the control node on db1.ocpizza.com:" in out
+    assert "ocpizza_mysql_tls_ca_cert" not in out  # its file is there
+    # Turning TLS off is refused outside the lab, naming the hosts that need it.
+    assert rc_empty != 0
+    assert (
+        "- ocpizza_mysql_tls_ca_cert is empty on app1.ocpizza.com, app2.ocpizza.com, db1.ocpizza.com"
+        in out_empty
+    ), out_empty[-2000:]
 
 
 def test_preflight_names_an_empty_value_and_the_hosts_it_concerns(tmp_path: Path) -> None:
@@ -469,15 +496,26 @@ def test_preflight_reads_stagings_secrets_from_the_environment(
     secrets = load(STAGING / "group_vars" / "all" / "secrets.yml")
     env_names = [ENV_LOOKUP.search(value).group(1) for value in secrets.values()]
 
-    for name in env_names:
+    # The database's CA, which the workflow makes on the runner (or writes from its
+    # secret store) and names in the environment.
+    ca = {
+        "OCPIZZA_MYSQL_TLS_CA_CERT_FILE": tmp_path / "ca.crt",
+        "OCPIZZA_MYSQL_TLS_CA_KEY_FILE": tmp_path / "ca.key",
+    }
+    for name in [*env_names, *ca]:
         monkeypatch.delenv(name, raising=False)
     rc, out = run_preflight(target, tmp_path)
     assert rc != 0
     assert "- vault_mysql_app_password is empty on" in out
+    assert "- ocpizza_mysql_tls_ca_cert is empty on" in out
+    assert "- mysql_tls_ca_key is empty on ocpizza-staging-db1" in out
     assert "(staging)" in out
 
     for name in env_names:
         monkeypatch.setenv(name, f"ci-{name}")
+    for name, path in ca.items():
+        path.write_text("PEM\n")
+        monkeypatch.setenv(name, str(path))
     rc, out = run_preflight(target, tmp_path)
     assert rc == 0, out
 

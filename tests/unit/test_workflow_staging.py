@@ -11,10 +11,14 @@
 (c) Every action is pinned by a full commit SHA, its tag in a comment. The SHAs
     are those of the tags as published (actions/checkout v4.2.2,
     actions/setup-python v5.6.0).
+(d) Finding 8 in staging: the database's CA is made on the runner (or written
+    from the secret store), never printed, named to the playbooks through the
+    environment, and removed at the end.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -128,6 +132,89 @@ def test_provision_passes_the_user_data_and_pins_every_address():
     assert names.index(pin["name"]) < names.index(
         "Read the inventory again, so that the new droplets are in their groups"
     )
+
+
+# --- the database's CA (finding 8 in staging) ------------------------------------------
+
+
+def run_step(script: str, tmp: Path, **secrets: str) -> dict[str, str]:
+    """Run a step's script as GitHub Actions does (bash -e -o pipefail), with an empty
+    RUNNER_TEMP and GITHUB_ENV under ``tmp``; what it exported to later steps."""
+    tmp.mkdir()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp),
+        "RUNNER_TEMP": str(tmp / "runner"),
+        "GITHUB_ENV": str(tmp / "github.env"),
+        **secrets,
+    }
+    (tmp / "runner").mkdir()
+    res = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    # Nothing of the key reaches the job's log.
+    assert res.stdout == "" and res.stderr == "", (res.stdout, res.stderr)
+    return dict(line.split("=", 1) for line in (tmp / "github.env").read_text().splitlines())
+
+
+def test_the_database_ca_is_made_on_the_runner_or_written_from_the_secret_store(
+    job: dict[str, Any], tmp_path: Path
+):
+    steps = job["steps"]
+    (made,) = [
+        i
+        for i, s in enumerate(steps)
+        if "staging-mysql-ca" in s.get("run", "") and "openssl req" in s.get("run", "")
+    ]
+    assert made < steps.index(step(job, "provision.yml"))
+    assert steps[made]["env"] == {
+        "STAGING_MYSQL_CA_CERT": "${{ secrets.STAGING_MYSQL_CA_CERT }}",
+        "STAGING_MYSQL_CA_KEY": "${{ secrets.STAGING_MYSQL_CA_KEY }}",
+    }
+    script = steps[made]["run"]
+    # No secret kept: a CA made on the runner, named for the playbooks
+    # (inventories/staging/group_vars/all/database.yml reads these two).
+    exported = run_step(
+        script, tmp_path / "made", STAGING_MYSQL_CA_CERT="", STAGING_MYSQL_CA_KEY=""
+    )
+    cert = Path(exported["OCPIZZA_MYSQL_TLS_CA_CERT_FILE"])
+    key = Path(exported["OCPIZZA_MYSQL_TLS_CA_KEY_FILE"])
+    assert key.stat().st_mode & 0o777 == 0o600
+    text = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-noout", "-text"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "CA:TRUE" in text and "Certificate Sign" in text
+    assert (
+        subprocess.run(
+            ["openssl", "pkey", "-in", str(key), "-noout"], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+    # Kept in the secret store: written as it is, the key still private.
+    kept = run_step(
+        script,
+        tmp_path / "kept",
+        STAGING_MYSQL_CA_CERT=cert.read_text().strip(),
+        STAGING_MYSQL_CA_KEY=key.read_text().strip(),
+    )
+    assert Path(kept["OCPIZZA_MYSQL_TLS_CA_CERT_FILE"]).read_text() == cert.read_text()
+    assert Path(kept["OCPIZZA_MYSQL_TLS_CA_KEY_FILE"]).read_text() == key.read_text()
+    assert Path(kept["OCPIZZA_MYSQL_TLS_CA_KEY_FILE"]).stat().st_mode & 0o777 == 0o600
+    staging = yaml.safe_load((REPO / "inventories/staging/group_vars/all/database.yml").read_text())
+    for name in exported:
+        assert name in " ".join(staging.values()), name
+    # And removed at the end, whatever happened.
+    cleanup = steps[-1]
+    assert cleanup["if"] == "${{ always() }}" and "staging-mysql-ca" in cleanup["run"]
 
 
 # --- (b) the token ---------------------------------------------------------------------
