@@ -31,7 +31,7 @@ endif
 RUNBOOK := $(PLAYBOOK) -i $(INVENTORY) $(ANSIBLE_ARGS)
 
 .PHONY: help setup toolchain lint unit molecule test test-full demo lab lab-destroy site verify deploy \
-        update-system update-app start stop restart status backup backups restore provision deprovision \
+        update-system update-app start stop restart status backup backups drill restore provision deprovision \
         bench clean
 
 help: ## List the targets
@@ -101,6 +101,9 @@ backup: toolchain ## Back up oc_pizza now (playbooks/backup.yml)
 
 backups: toolchain ## List the backups of each db host
 	@$(RUNBOOK) playbooks/backups-list.yml
+
+drill: toolchain ## Restore drill: newest backup + binary logs into a scratch database, checked, dropped (playbooks/drill.yml)
+	@$(RUNBOOK) playbooks/drill.yml
 
 restore: toolchain ## Restore a backup: make restore BACKUP=<id or path>
 	@$(RUNBOOK) playbooks/restore.yml -e backup=$(BACKUP)

@@ -477,6 +477,82 @@ def test_point_in_time_restore_brings_back_t1_t2_and_the_dropped_table(state):
 
 
 # --------------------------------------------------------------------------
+# restore drills
+
+
+def _live_rows() -> int:
+    """Exact rows of every base table of oc_pizza, summed."""
+    tables = sql("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                 "'oc_pizza' AND TABLE_TYPE = 'BASE TABLE'").split()
+    return int(sql(" + ".join(f"(SELECT COUNT(*) FROM `{t}`)" for t in tables).join(
+        ("SELECT ", ""))))
+
+
+def _drill_report() -> dict:
+    return json.loads(on_db(f"cat {BACKUPS}/.drill-last.json"))
+
+
+def test_the_restore_drill_restores_the_newest_backup_and_binary_logs_then_drops_them(get_host):
+    """drill.yml: the newest backup, then the binary logs archived after it,
+    restored into a scratch database, checked and dropped. A row written after
+    the backup is in the restored copy (the binary logs were replayed); the
+    live rows, the databases, the backups and gunicorn are as they were."""
+    on_db(f"{TOOL} backup --kind manual --json")
+    sql("INSERT INTO pizza (name) VALUES ('drill: after the backup');")
+    try:
+        before, dbs, ids, pid = checksums(), databases(), backup_ids(), gunicorn_pid()
+        run = playbook("drill.yml")
+        assert run.returncode == 0
+        output = " ".join(run.stdout.split())
+        assert "restore drill OK" in output and "recovery time" in output
+        report = _drill_report()
+        assert report["ok"] and report["backup"] == ids[-1]
+        assert report["binlogs"] and report["until"]
+        # Backup + binary logs = every live row, the one written after the backup too.
+        assert report["rows"] == _live_rows()
+        assert 0 < report["recovery_seconds"] < 300
+        assert 0 <= report["data_age_seconds"] < 600
+        print(f"restore drill: recovery {report['recovery_seconds']} s, newest restored data "
+              f"{report['data_age_seconds']} s old ({report['rows']} rows)")
+        assert checksums() == before and databases() == dbs
+        assert backup_ids() == ids and gunicorn_pid() == pid
+    finally:
+        sql("DELETE FROM pizza WHERE name = 'drill: after the backup';")
+
+
+def test_a_failed_drill_checks_in_to_fail_and_touches_nothing(get_host):
+    """The monthly unit, with the newest backup damaged: the unit fails, the
+    failure checks in (<url>/fail), the report names the problem, no scratch
+    database is left; a successful run of the unit sends no check-in."""
+    host = get_host(DB)
+    timer = host.file("/etc/systemd/system/ocpizza-backup-drill.timer").content_string
+    assert "OnCalendar=*-*-01 04:30:00" in timer
+    assert host.service("ocpizza-backup-drill.timer").is_enabled
+    newest = backup_ids()[-1]
+    data = f"{BACKUPS}/{newest}/{newest}.sql.gz"
+    sent, dbs, before = len(_checkins()), databases(), checksums()
+    on_db(f"cp -p {data} /root/drill-good.sql.gz && printf 'x' | dd of={data} bs=1 seek=100 "
+          "conv=notrunc status=none")
+    try:
+        assert host.run("systemctl start ocpizza-backup-drill.service").rc != 0
+        assert host.run("systemctl is-failed ocpizza-backup-drill.service").stdout.strip() == "failed"
+        time.sleep(1)
+        assert _checkins()[sent:] == ["/ping/ocpizza-backup/fail"]
+        report = _drill_report()
+        assert not report["ok"] and "does not match its manifest" in report["problems"][0]
+        assert databases() == dbs and checksums() == before
+    finally:
+        on_db(f"cp -p /root/drill-good.sql.gz {data}")
+        host.run("systemctl reset-failed ocpizza-backup-drill.service")
+    sent = len(_checkins())
+    result = host.run("systemctl start ocpizza-backup-drill.service")
+    assert result.rc == 0, result.stderr
+    assert _drill_report()["ok"] and databases() == dbs
+    time.sleep(1)
+    assert _checkins()[sent:] == []
+
+
+# --------------------------------------------------------------------------
 # retention
 
 

@@ -21,6 +21,9 @@ Commands::
     ocpizza-backup restore-load ID|PATH --scratch DB --previous DB [--safety ID]
                                 [--until T|--until-position F:P]
     ocpizza-backup restore-switch [--drop-previous]
+    ocpizza-backup drill [--archive] [--json]        restore drill: newest backup + binary
+                                                     logs into a scratch database, checked,
+                                                     dropped (ocpizza-backup-drill.timer)
 
 A backup is a directory ``<dir>/<id>/`` holding ``<id>.sql.gz`` (a
 ``mysqldump --single-transaction`` of the database, gzip-compressed) and

@@ -28,6 +28,7 @@ from ocpizza_backup.binlog import (
 from ocpizza_backup.checkin import checkin
 from ocpizza_backup.common import human_size, log
 from ocpizza_backup.config import DEFAULT_CONFIG, Config
+from ocpizza_backup.drill import drill
 from ocpizza_backup.manifest import backup_files, list_ids, resolve
 from ocpizza_backup.offsite import LOCAL_ONLY_KINDS, fetch, list_remote, prune_remote, push, sync
 from ocpizza_backup.offsite_binlog import push_binlogs
@@ -157,6 +158,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("checkin", help="ping the monitoring URL")
     p.add_argument("result", nargs="?", choices=("success", "fail", "auto"), default="auto")
+    p = sub.add_parser(
+        "drill",
+        help="restore the newest backup and binary logs into a scratch database, check, drop it",
+    )
+    p.add_argument("--archive", action="store_true", help="archive the binary logs first")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser(
         "restore-load",
         help="load a backup into a scratch database, check it and record it for restore-switch",
@@ -313,6 +320,19 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
         else:
             success = args.result == "success"
         checkin(cfg, success)
+    elif cmd == "drill":
+        if args.archive:
+            with locked(cfg, "binary-log archive"):
+                archive(cfg)
+        result = drill(cfg)
+        _emit(
+            result,
+            args.json,
+            f"restore drill OK: backup {result['backup']}"
+            + (f" and binary logs up to {result['until']}" if result["until"] else "")
+            + f" restored and checked in {result['recovery_seconds']} s; newest restored data "
+            f"from {result['data_time']} ({result['data_age_seconds']} s old)",
+        )
     elif cmd == "binlog-archive":
         with locked(cfg, "binary-log archive"):
             result = archive(cfg)
