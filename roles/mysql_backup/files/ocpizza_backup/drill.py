@@ -6,10 +6,10 @@ path as a restore (a root-only copy checked against the manifest's sha256,
 the client's own commands off), checks every table and exact row count and
 every other object against the manifest, replays the archived binary logs up
 to the archive's newest position, then drops the scratch database whatever
-happened. Its report (recovery time, age of the newest restored data) is
-kept in ``<dir>/.drill-last.json`` for ``backups-list.yml`` and the
-monitoring; a failure is a non-zero exit, which the monthly unit turns into
-a check-in to ``<url>/fail`` (the mechanism of failed backups).
+happened. Its report (recovery time, age of the newest restored data, or
+what failed) is kept in ``<dir>/.drill-last.json``; a failure is a non-zero
+exit, which the monthly unit turns into a check-in to ``<url>/fail`` (the
+mechanism of failed backups).
 """
 
 from __future__ import annotations
@@ -81,9 +81,13 @@ def _drill(cfg: Config) -> dict[str, Any]:
         try:
             steps = plan(cfg, target)
         except BackupError as exc:
-            # A backup newer than the archive's end (or one taken before the
-            # archive began) restores alone; anything else is a failure.
-            if "before the oldest backup" not in str(exc):
+            # The backup alone when the archive began after it, or when a
+            # restore was switched in since (the chain cannot be replayed
+            # across it until the next backup); a gap in the chain, or an
+            # archived file that changed, is a failure.
+            if not any(
+                why in str(exc) for why in ("before the oldest backup", "a restore was switched in")
+            ):
                 raise
     if steps is None or steps["backup"] != ids[-1]:
         # The archive ends before the newest backup: that backup alone is newer.
