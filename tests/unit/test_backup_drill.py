@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from ocpizza_backup import BackupError
+from ocpizza_backup.binlog import newest_point
 from ocpizza_backup.cli import main
 from ocpizza_backup.config import Config
 from ocpizza_backup.drill import REPORT, drill, drill_target, write_report
@@ -27,7 +28,7 @@ def test_no_backup_fails_the_drill_and_the_report_says_why(tmp_path: Path) -> No
 
 
 def test_without_an_archive_the_drill_restores_the_backup_alone(tmp_path: Path) -> None:
-    assert drill_target(Config(dir=tmp_path)) is None
+    assert drill_target(newest_point(Config(dir=tmp_path))) is None
 
 
 def test_the_report_is_replaced_whole(tmp_path: Path) -> None:

@@ -106,10 +106,15 @@ def sql(query: str, database: str = "oc_pizza") -> str:
                   "--skip-column-names", database, stdin=query).strip()
 
 
+def base_tables() -> list[str]:
+    """The base tables of oc_pizza, by name."""
+    return sql("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+               "'oc_pizza' AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1").split()
+
+
 def checksums() -> dict[str, str]:
     """CHECKSUM TABLE of every base table of oc_pizza, and the object names."""
-    tables = sql("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
-                 "'oc_pizza' AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1").split()
+    tables = base_tables()
     result = {}
     for line in sql("CHECKSUM TABLE " + ", ".join(f"`{t}`" for t in tables)).splitlines():
         name, value = line.split("\t")
@@ -482,10 +487,8 @@ def test_point_in_time_restore_brings_back_t1_t2_and_the_dropped_table(state):
 
 def _live_rows() -> int:
     """Exact rows of every base table of oc_pizza, summed."""
-    tables = sql("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
-                 "'oc_pizza' AND TABLE_TYPE = 'BASE TABLE'").split()
-    return int(sql(" + ".join(f"(SELECT COUNT(*) FROM `{t}`)" for t in tables).join(
-        ("SELECT ", ""))))
+    counts = " + ".join(f"(SELECT COUNT(*) FROM `{t}`)" for t in base_tables())
+    return int(sql(f"SELECT {counts}"))
 
 
 def _drill_report() -> dict:

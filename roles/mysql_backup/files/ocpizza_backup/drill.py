@@ -33,10 +33,9 @@ REPORT = ".drill-last.json"
 SCRATCH_PREFIX = "ocpizza_drill_"
 
 
-def drill_target(cfg: Config) -> Target | None:
-    """The archive's newest position, when the archive holds one: the newest
-    point a restore can reach today."""
-    newest = newest_point(cfg)
+def drill_target(newest: dict[str, Any] | None) -> Target | None:
+    """The archive's newest position (``newest_point``), when the archive holds
+    one: the newest point a restore can reach today."""
     if newest is None:
         return None
     return Target(file=str(newest["file"]), position=int(newest["position"]))
@@ -75,7 +74,9 @@ def _drill(cfg: Config) -> dict[str, Any]:
     ids = list_ids(cfg.dir)
     if not ids:
         raise BackupError(f"drill FAILED: no backup in {cfg.dir}")
-    target = drill_target(cfg)
+    # Read once: the point replayed to is the one the report dates.
+    newest = newest_point(cfg)
+    target = drill_target(newest)
     steps = None
     if target is not None:
         try:
@@ -116,8 +117,7 @@ def _drill(cfg: Config) -> dict[str, Any]:
         finally:
             with contextlib.suppress(BackupError):
                 root.query(f"DROP DATABASE IF EXISTS {quote_name(scratch)}")
-    newest = newest_point(cfg) if steps else None
-    data_time = str(newest["time"]) if newest else str(manifest["finished_at"])
+    data_time = str(newest["time"]) if steps and newest else str(manifest["finished_at"])
     age = (utc_now() - parse_time(data_time)).total_seconds()
     log(
         f"restore drill OK: backup {files.id}"
