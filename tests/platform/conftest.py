@@ -38,6 +38,9 @@ HTTPS_PORT = os.environ.get("OCPIZZA_PLATFORM_HTTPS_PORT", "28443")
 # Port of the control node, on the lab network's gateway, where Alertmanager
 # posts the alerts (test_94_alerts.py runs the receiver).
 WEBHOOK_PORT = os.environ.get("OCPIZZA_PLATFORM_WEBHOOK_PORT", str(int(HTTP_PORT) + 10))
+# Port of the control node, on the same gateway, where test_92_sentry.py runs
+# its Sentry stub (a fixed port: the hosts' egress policy opens it, finding 17).
+SENTRY_PORT = os.environ.get("OCPIZZA_PLATFORM_SENTRY_PORT", str(int(HTTP_PORT) + 11))
 LAB_DIR = Path(os.environ.get("OCPIZZA_PLATFORM_DIR", str(ROOT / ".ansible" / "platform-lab")))
 # Logs of the default run in .ansible/logs; a run under another prefix (a
 # developer's second lab) keeps its own, so two runs never write one log.
@@ -106,6 +109,9 @@ OVERLAY_KEYS = frozenset(
         "mysql_innodb_buffer_pool_max_mb",
         # The lab's own settings, read by the stand-ins' group_vars.
         "lab_dir",
+        # Outbound (finding 17): the control node on the lab network's gateway stands
+        # in for the apt mirror (its apt-cacher-ng), the alert webhook and Sentry.
+        "firewall_egress_extra",
     }
 )
 
@@ -381,6 +387,11 @@ def build_overlay(lab_inventory: dict, target: Path) -> Platform:
         "monitoring_site_address": lb[0] if lb else "",
         "monitoring_probe_ca_pem": (LAB_DIR / "ca.crt").read_text(),
         **LAB_MONITORING_TIMINGS,
+        "firewall_egress_extra": [
+            {"name": "lab apt cache", "port": 3142, "destinations": [f"{net}.1"]},
+            {"name": "lab alert webhook", "port": int(WEBHOOK_PORT), "destinations": [f"{net}.1"]},
+            {"name": "lab sentry stub", "port": int(SENTRY_PORT), "destinations": [f"{net}.1"]},
+        ],
     }
     assert set(overlay) <= OVERLAY_KEYS, set(overlay) - OVERLAY_KEYS
     (target / "group_vars" / "all" / "zz-lab-overlay.yml").write_text(

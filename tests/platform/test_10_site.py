@@ -48,7 +48,10 @@ FLOWS = [
     ("appservers", 0, "webservers", 0, 443, False),  # ... only
     ("dbservers", 0, "webservers", 1, 80, False),
     ("appservers", 0, "webservers", 0, 8000, False),  # nothing else on web
-    ("webservers", 0, "forge", 0, 22, True),  # SSH from the admin network (the lab's)
+    # SSH from the admin network (the lab's), from a host whose own policy lets SSH
+    # out (the app servers fetch the app over SSH); a web server's does not (finding 17).
+    ("appservers", 0, "forge", 0, 22, True),
+    ("webservers", 0, "forge", 0, 22, False),
     ("webservers", 0, "forge", 0, 80, False),
     ("appservers", 0, "forge", 0, 9418, False),  # git daemon port: closed, git goes over SSH
 ]

@@ -25,7 +25,7 @@ import subprocess
 import time
 
 import yaml
-from conftest import ROOT, Platform
+from conftest import ROOT, SENTRY_PORT, Platform
 from sentry_stub import SentryStub
 
 CONTRACT = yaml.safe_load((ROOT / "group_vars" / "all" / "platform_contract.yml").read_text())
@@ -81,7 +81,9 @@ def test_an_error_from_the_deployed_app_reaches_sentry(platform: Platform) -> No
     assert "SECRET_KEY" in secrets.values(), "the environment file's SECRET_KEY was not read"
 
     started = time.monotonic()
-    with SentryStub(host=_gateway(platform.container(app)), lifetime=120) as stub:
+    with SentryStub(
+        host=_gateway(platform.container(app)), port=int(SENTRY_PORT), lifetime=120
+    ) as stub:
         live = host.run(f"readlink -f {CURRENT}").stdout.strip().rsplit("/", 1)[-1]
         res = host.run(
             f"env SENTRY_ENVIRONMENT={shlex.quote(environment)} "

@@ -375,6 +375,42 @@ ROWS: list[Row] = [
     ),
     # --- Role firewall (finding 6: each inventory names who may reach SSH) -------------
     role("firewall", "ssh-empty", "firewall_ssh_sources", [], "must list the addresses"),
+    # --- Role firewall, outbound (finding 17: each entry says where it goes) -----------
+    role(
+        "firewall",
+        "egress-port",
+        "firewall_egress_extra",
+        [{"name": "proxy", "port": 70000, "destinations": ["10.110.0.5"]}],
+        "needs a port in 1-65535",
+    ),
+    role(
+        "firewall",
+        "egress-destination",
+        "firewall_egress_extra",
+        [{"name": "github", "port": 22, "destinations": ["github.com"]}],
+        "bad destinations: ['github.com']",
+    ),
+    role(
+        "firewall",
+        "egress-group",
+        "firewall_egress_extra",
+        [{"name": "mysql", "port": 3306, "to_group": "databases"}],
+        "unknown groups: ['databases']",
+    ),
+    role(
+        "firewall",
+        "egress-nowhere",
+        "firewall_egress_extra",
+        [{"name": "https", "port": 443}],
+        "neither to_group nor destinations: ['https']",
+    ),
+    role(
+        "firewall",
+        "egress-not-a-list",
+        "firewall_egress_extra",
+        [{"name": "dns", "port": 53, "proto": "udp", "destinations": "10.110.0.2"}],
+        "not a list: ['dns']",
+    ),
     # --- Role gunicorn --------------------------------------------------------------
     role("gunicorn", "workers", "gunicorn_workers", "many", "gunicorn_workers"),
     role("gunicorn", "loglevel", "gunicorn_loglevel", "verbose", "gunicorn_loglevel"),

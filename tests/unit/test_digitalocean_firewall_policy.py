@@ -20,8 +20,10 @@ ADMIN = ["203.0.113.0/24"]
 
 
 def group_vars(group, name):
-    """A top-level group_vars file, its Jinja rendered with the platform contract."""
+    """A top-level group_vars file, its Jinja rendered with the platform contract
+    (and the outbound destinations of group_vars/all/firewall.yml, as written)."""
     contract = yaml.safe_load((REPO / "group_vars/all/platform_contract.yml").read_text())
+    contract |= yaml.safe_load((REPO / "group_vars/all/firewall.yml").read_text())
     text = (REPO / f"group_vars/{group}/{name}.yml").read_text()
     rendered = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(text)
     return yaml.safe_load(rendered.render(**contract))
