@@ -72,8 +72,9 @@ LAB_MONITORING_TIMINGS = {
 # variable missing there fails the run with its name (playbooks/_preflight.yml).
 OVERLAY_KEYS = frozenset(
     {
-        # Connection and addresses: the lab's hosts, reached as root with the lab key.
-        "ansible_user",
+        # Connection and addresses: the lab's key and host keys. The login is
+        # production's (deploy, becoming root): the first converge logs in as root
+        # by itself and closes root's login (finding 16, test_12_ssh_login.py).
         "ansible_ssh_private_key_file",
         "ansible_ssh_common_args",
         "ocpizza_admin_networks",
@@ -362,7 +363,6 @@ def build_overlay(lab_inventory: dict, target: Path) -> Platform:
     assert keys, f"no host key of the forge ({forge_ip}) in {LAB_DIR / 'known_hosts'}"
     forge_known_hosts = [f"{forge_name},{forge_ip} {key}" for key in keys]
     overlay = {
-        "ansible_user": conn["ansible_user"],
         "ansible_ssh_private_key_file": conn["ansible_ssh_private_key_file"],
         "ansible_ssh_common_args": conn["ansible_ssh_common_args"],
         "ocpizza_admin_networks": [f"{net}.0/24"],

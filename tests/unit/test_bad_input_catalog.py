@@ -361,6 +361,14 @@ ROWS: list[Row] = [
     # --- Role common ----------------------------------------------------------------
     role("common", "root-login", "common_sshd_permit_root_login", "yes", "permit_root_login"),
     role("common", "ssh-port", "common_sshd_port", "ssh", "common_sshd_port"),
+    # Finding 16: root's login is closed by default; a key for root contradicts it.
+    role(
+        "common",
+        "root-key-closed",
+        "common_root_ssh_keys",
+        ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0pizzaroot root@provider"],
+        "common_sshd_permit_root_login is \"no\"",
+    ),
     # --- Role nginx -----------------------------------------------------------------
     role("nginx", "tls-mode", "nginx_tls_mode", "selfsigned", "nginx_tls_mode"),
     role("nginx", "https-port", "nginx_public_https_port", "https", "nginx_public_https_port"),

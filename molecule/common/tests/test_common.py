@@ -63,13 +63,23 @@ def test_sshd_effective_settings(get_host, name: str) -> None:
     cfg = get_host(name).check_output("sshd -T")
     assert "passwordauthentication no" in cfg
     assert "kbdinteractiveauthentication no" in cfg
-    assert "permitrootlogin without-password" in cfg
+    # Finding 16: root's login closed (the scenario connects over podman, so
+    # the role closes it at once; over SSH, site.yml's last play does).
+    assert "permitrootlogin no" in cfg
     # lynis SSH-7408: no forwarding or compression, 3 tries, verbose log.
     for setting in (
         "allowtcpforwarding no", "compression no", "maxauthtries 3",
         "loglevel VERBOSE", "tcpkeepalive no", "maxsessions 4",
     ):  # fmt: skip
         assert setting in cfg.splitlines(), setting
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_root_is_refused_and_keeps_no_key(get_host, name: str) -> None:
+    # prepare.yml gave root the admin's key, as a provider gives root its key.
+    assert not get_host(name).file("/root/.ssh/authorized_keys").exists
+    res = ssh(name, "root", "-i", str(ephemeral_dir() / "admin_ed25519"))
+    assert res.returncode == 255 and "Permission denied" in res.stderr, res.stderr
 
 
 @pytest.mark.parametrize("name", HOSTS)
