@@ -174,14 +174,28 @@ def gunicorn(platform: Platform, action: str) -> None:
 
 def test_exporters_answer_the_monitoring_host_only(platform: Platform, mon: Any) -> None:
     # Every target Prometheus scrapes is up: the firewalls admit the monitoring host.
-    targets = json.loads(
-        mon.check_output("curl -sS --max-time 10 http://127.0.0.1:9090/api/v1/targets?state=active")
-    )["data"]["activeTargets"]
-    health = {f"{t['labels']['job']}/{t['labels']['instance']}": t["health"] for t in targets}
     expected = {f"node/{h}" for g in platform.groups.values() for h in g}
     expected |= {f"mysqld/{h}" for h in platform.groups["dbservers"]}
     expected |= {f"nginx/{h}" for h in platform.groups["webservers"]}
-    assert expected <= set(health), sorted(expected - set(health))
+
+    def scraped() -> dict[str, str] | None:
+        """The targets' health once each expected one has been scraped, else None."""
+        targets = json.loads(
+            mon.check_output(
+                "curl -sS --max-time 10 http://127.0.0.1:9090/api/v1/targets?state=active"
+            )
+        )["data"]["activeTargets"]
+        health = {f"{t['labels']['job']}/{t['labels']['instance']}": t["health"] for t in targets}
+        return health if expected <= set(health) and "unknown" not in health.values() else None
+
+    # Right after a converge restarted Prometheus, its target list is empty and
+    # a new target is "unknown" until its first scrape: one scrape interval.
+    prom = yaml.safe_load(mon.file(PROMETHEUS).content_string)
+    health = wait_for(
+        "every expected target scraped at least once",
+        scraped,
+        timeout=seconds(prom["global"]["scrape_interval"]) + SLACK,
+    )
     assert {k: v for k, v in health.items() if v != "up"} == {}, health
     assert {r["value"][1] for r in query(mon, "mysql_up")} == {"1"}
     assert {r["value"][1] for r in query(mon, "nginx_up")} == {"1"}
