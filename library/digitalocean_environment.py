@@ -153,11 +153,54 @@ options:
                 O(load_balancer) is set, and anyone otherwise.
             type: bool
             default: false
+      firewall_egress:
+        description:
+          - The group's outbound policy, in the shape of role C(firewall)'s C(firewall_egress)
+            (C(firewall_egress_common) + C(firewall_egress) + C(firewall_egress_extra)), turned
+            into the outbound rules of the group's cloud firewall, so that the cloud firewall
+            lets out what the host's output chain lets out.
+          - C(to_group) allows the droplets of that group (by their selector tag); C(to_group=all)
+            the droplets of every group of O(groups); C(destinations) those addresses or CIDRs,
+            C(any) meaning C(0.0.0.0/0) and C(::/0), an empty list nowhere. Each entry takes one
+            of the two. ICMP may go anywhere besides; replies to inbound connections need no
+            rule (cloud firewalls are stateful). Identical rules are sent once.
+          - Omitted, the group's cloud firewall allows all outbound traffic (what
+            C(playbooks/provision.yml) sends for a group whose C(firewall_egress_enabled) is
+            false). An empty list lets out ICMP only.
+          - A bad entry (both or neither of C(to_group) and C(destinations), a port outside
+            1-65535, an address that is not one, a group not in O(groups)) stops the module
+            before any API call, with a message that names the group and the entry.
+        type: list
+        elements: dict
+        suboptions:
+          name:
+            description: Name of the flow, used in error messages.
+            type: str
+            required: true
+          port:
+            description: Destination port (1-65535).
+            type: int
+            required: true
+          proto:
+            description: Protocol.
+            type: str
+            choices: [tcp, udp]
+            default: tcp
+          to_group:
+            description:
+              - Group of O(groups) whose droplets may be reached, or C(all) for every group's.
+            type: str
+          destinations:
+            description:
+              - Addresses or CIDRs that may be reached, or C(any). C(0.0.0.0/0) is IPv4 only,
+                C(::/0) IPv6 only, as in the host firewall.
+            type: list
+            elements: str
       firewall_inbound:
         description:
           - More inbound rules of the group's cloud firewall, in the cloud's own terms, after
             those of O(groups[].firewall_allowed) and O(ssh_sources). Everything else inbound
-            is refused; outbound traffic is allowed.
+            is refused; outbound, see O(groups[].firewall_egress).
         type: list
         elements: dict
         default: []
@@ -351,10 +394,16 @@ EXAMPLES = r"""
         size: s-4vcpu-8gb
         firewall_allowed:
           - {name: mysql from app, port: 3306, from_group: appservers}
+        firewall_egress:
+          - {name: dns, port: 53, proto: udp, destinations: [any]}
+          - {name: apt mirrors, port: 443, destinations: [any]}
       - name: appservers
         size: s-2vcpu-4gb
         firewall_allowed:
           - {name: gunicorn from web, port: 8000, from_group: webservers}
+        firewall_egress:
+          - {name: dns, port: 53, proto: udp, destinations: [any]}
+          - {name: mysql on the database servers, port: 3306, to_group: dbservers}
       - name: webservers
         size: s-2vcpu-4gb
         firewall_allowed:

@@ -11,14 +11,26 @@ same addresses in both. A rule ``from_load_balancer: true`` becomes the
 environment's load balancer (``load_balancer_uids``) when the environment has
 one, and anyone otherwise (nftables: ``ocpizza_load_balancer_sources``, or
 anyone when that is empty).
+
+The same file's outbound policy (role ``firewall``'s output chain:
+``firewall_egress_common`` + ``firewall_egress`` + ``firewall_egress_extra``)
+becomes the group's outbound cloud rules through :func:`egress_rules_from_policy`:
+``to_group: <group>`` is that group's selector tag, ``to_group: all`` every
+group's tag of the environment, ``destinations`` the addresses (``any``:
+``0.0.0.0/0`` and ``::/0``). ICMP may go anywhere (the host lets the ICMP
+errors out; a cloud firewall cannot tell ICMP types apart), and replies to
+inbound connections need no rule: cloud firewalls are stateful. A group given
+no outbound policy (``None``: ``firewall_egress_enabled`` false) keeps
+:data:`ALLOW_ALL_OUTBOUND`.
 """
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import SpecError
@@ -32,7 +44,7 @@ PROTOCOLS = ("tcp", "udp", "icmp")
 # What ``any`` means as a source: every IPv4 and IPv6 address.
 ANYWHERE = ("0.0.0.0/0", "::/0")
 
-# What every droplet may send: DNS, package mirrors, the app's web services.
+# What a droplet of a group without an outbound policy may send: everything.
 ALLOW_ALL_OUTBOUND: tuple[dict[str, Any], ...] = tuple(
     {
         "protocol": protocol,
@@ -156,6 +168,88 @@ def rules_from_policy(
     return rules
 
 
+# The ``to_group`` that names every group of the environment.
+EVERY_GROUP = "all"
+
+# ICMP outbound, whatever the policy: the host's output chain lets out the
+# ICMP a network needs (errors, packet-too-big, IPv6 neighbour discovery),
+# and a cloud firewall rule cannot tell ICMP types apart.
+ICMP_OUTBOUND: dict[str, Any] = {
+    "protocol": "icmp",
+    "ports": "",
+    "destinations": {"addresses": list(ANYWHERE)},
+}
+
+
+@dataclass(frozen=True)
+class EgressRule:
+    """One outbound rule: a protocol and a port, to addresses and/or groups (``all``: every one).
+
+    ``name`` (the policy entry's) is for messages only: two rules that differ
+    by name alone are the same rule.
+    """
+
+    protocol: str
+    ports: str
+    addresses: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    name: str = field(default="", compare=False)
+
+
+def _egress_port(value: Any, where: str) -> str:
+    text = str(value if value is not None else "").strip()
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise SpecError(f"{where}: port must be a port number (1-65535), got {value!r}")
+    return str(int(text))
+
+
+def egress_rule_from_policy(entry: Mapping[str, Any], where: str) -> EgressRule | None:
+    """The outbound cloud rule of one ``firewall_egress`` entry (None: it opens nothing).
+
+    ``{name, port, proto, to_group}`` allows that group's droplets (by tag;
+    ``all``: every group's); ``{name, port, proto, destinations}`` those
+    addresses or CIDRs, ``any`` meaning everywhere. An empty ``destinations``
+    opens nothing, as in nftables. One of the two is required: an entry
+    without either would mean "anywhere" by omission, which the host
+    firewall refuses too.
+    """
+    name = str(entry.get("name") or "unnamed")
+    where = f"{where} ({name})"
+    to_group = str(entry.get("to_group") or "").strip()
+    destinations = entry.get("destinations")
+    if to_group and destinations is not None:
+        raise SpecError(f"{where}: to_group and destinations given; give one of them, not both")
+    if not to_group and destinations is None:
+        raise SpecError(f"{where}: give to_group (an inventory group, or all) or destinations")
+    protocol = str(entry.get("proto") or "tcp").lower()
+    if protocol not in ("tcp", "udp"):
+        raise SpecError(f"{where}: proto must be tcp or udp, got {protocol!r}")
+    ports = _egress_port(entry.get("port"), where)
+    if to_group:
+        return EgressRule(protocol, ports, groups=(to_group,), name=name)
+    addresses = [str(a).strip() for a in _as_list(destinations)]
+    if not addresses:
+        return None
+    if "any" in addresses:
+        return EgressRule(protocol, ports, ANYWHERE, name=name)
+    _check_addresses(addresses, where)
+    return EgressRule(protocol, ports, tuple(addresses), name=name)
+
+
+def egress_rules_from_policy(
+    entries: Iterable[Mapping[str, Any]], where: str = "firewall_egress"
+) -> list[EgressRule]:
+    """The outbound cloud rules of a group's outbound policy, in its order."""
+    rules = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            raise SpecError(f"{where} entry {index + 1}: expected a mapping, got {entry!r}")
+        rule = egress_rule_from_policy(entry, f"{where} entry {index + 1}")
+        if rule is not None:
+            rules.append(rule)
+    return rules
+
+
 # Stands for the id of a load balancer that is still to be created, in a plan.
 NEW_LOAD_BALANCER = "(new load balancer)"
 
@@ -170,6 +264,43 @@ def _sources(
     if rule.load_balancer:
         sources["load_balancer_uids"] = [load_balancer_id or NEW_LOAD_BALANCER]
     return sources
+
+
+def _destination_tags(spec: EnvironmentSpec, rule: EgressRule) -> list[str]:
+    """The selector tags of a rule's groups, ``all`` being every group of the environment."""
+    groups: list[str] = []
+    for name in rule.groups:
+        groups += [g.name for g in spec.groups] if name == EVERY_GROUP else [name]
+    return [selector_tag(spec.project, spec.environment, g) for g in dict.fromkeys(groups)]
+
+
+def desired_outbound(spec: EnvironmentSpec, group: GroupSpec) -> list[dict[str, Any]]:
+    """A group's outbound rules: its policy and ICMP, or everything without a policy.
+
+    Rules that come out the same (several flows to ``any`` on 443) are sent once.
+    """
+    if group.firewall_outbound is None:
+        return [dict(rule) for rule in ALLOW_ALL_OUTBOUND]
+    rules: list[dict[str, Any]] = []
+    for rule in group.firewall_outbound:
+        body = {
+            "protocol": rule.protocol,
+            "ports": rule.ports,
+            "destinations": {
+                "addresses": list(rule.addresses),
+                "tags": _destination_tags(spec, rule),
+            },
+        }
+        if body not in rules:
+            rules.append(body)
+    return [*rules, copy.deepcopy(ICMP_OUTBOUND)]
+
+
+def allows_all_outbound(body: Mapping[str, Any]) -> bool:
+    """True when a firewall body's outbound rules are :data:`ALLOW_ALL_OUTBOUND`."""
+    return _normal_rules(body.get("outbound_rules") or [], "destinations") == _normal_rules(
+        ALLOW_ALL_OUTBOUND, "destinations"
+    )
 
 
 def desired_firewall(
@@ -188,7 +319,7 @@ def desired_firewall(
     return {
         "name": spec.firewall_name(group.name),
         "inbound_rules": inbound,
-        "outbound_rules": [dict(rule) for rule in ALLOW_ALL_OUTBOUND],
+        "outbound_rules": desired_outbound(spec, group),
         "tags": [selector_tag(spec.project, spec.environment, group.name)],
         "droplet_ids": [],
     }

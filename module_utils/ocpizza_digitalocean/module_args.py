@@ -13,7 +13,7 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_requ
 
 from .client import DigitalOceanClient
 from .errors import ProvisioningError, SpecError
-from .firewall import FirewallRule, rules_from_policy
+from .firewall import EgressRule, FirewallRule, egress_rules_from_policy, rules_from_policy
 from .loadbalancer import build_load_balancer
 from .naming import API_URL_ENV_VAR, DEFAULT_API_URL
 from .plan import summary
@@ -39,6 +39,16 @@ _FIREWALL_ALLOWED = {
     "sources": {"type": "list", "elements": "str"},
     "from_load_balancer": {"type": "bool", "default": False},
 }
+# One outbound flow of role firewall's output chain. to_group and destinations
+# exclude each other and one is required: egress_rule_from_policy checks that,
+# in a message that names the entry (AnsibleModule's would not).
+_FIREWALL_EGRESS = {
+    "name": {"type": "str", "required": True},
+    "port": {"type": "int", "required": True},
+    "proto": {"type": "str", "choices": ["tcp", "udp"], "default": "tcp"},
+    "to_group": {"type": "str"},
+    "destinations": {"type": "list", "elements": "str"},
+}
 _GROUP = {
     "name": {"type": "str", "required": True},
     "hostname_prefix": {"type": "str"},
@@ -58,6 +68,8 @@ _GROUP = {
         "options": _FIREWALL_ALLOWED,
         "mutually_exclusive": [["from_group", "sources"]],
     },
+    # No default: omitted (None), the group's outbound traffic is all allowed.
+    "firewall_egress": {"type": "list", "elements": "dict", "options": _FIREWALL_EGRESS},
 }
 # Ports and numbers are "raw" so that spec.py's checks, which name the
 # inventory variable, judge them (AnsibleModule's own message would not).
@@ -188,6 +200,14 @@ def group_rules(group: dict[str, Any], params: dict[str, Any]) -> list[FirewallR
     ]
 
 
+def group_outbound(group: dict[str, Any]) -> list[EgressRule] | None:
+    """A group's outbound cloud rules, from its ``firewall_egress`` (None: all allowed)."""
+    egress = group.get("firewall_egress")
+    if egress is None:
+        return None
+    return egress_rules_from_policy(egress, f"group {group['name']}, firewall_egress")
+
+
 def build_group(group: dict[str, Any], params: dict[str, Any]) -> GroupSpec:
     """Turn one element of the ``groups`` option into a :class:`GroupSpec`."""
     return GroupSpec(
@@ -197,6 +217,7 @@ def build_group(group: dict[str, Any], params: dict[str, Any]) -> GroupSpec:
         image=group["image"] or params["image"],
         count=group["count"],
         firewall_inbound=group_rules(group, params),
+        firewall_outbound=group_outbound(group),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from .client import DropletInfo, slug
 from .errors import DigitalOceanError, ProvisioningError, SpecError
-from .firewall import desired_firewall, firewall_differences
+from .firewall import allows_all_outbound, desired_firewall, firewall_differences
 from .load_balancing import (
     LoadBalancerWork,
     apply_load_balancer,
@@ -183,7 +183,12 @@ class EnvironmentReconciler(EnvironmentState):
 
     @staticmethod
     def _firewall_item(body: dict[str, Any], existing: dict[str, Any] | None) -> PlanItem:
-        rules = f"{len(body['inbound_rules'])} inbound rules"
+        outbound = (
+            "all outbound allowed"
+            if allows_all_outbound(body)
+            else f"{len(body['outbound_rules'])} outbound rules"
+        )
+        rules = f"{len(body['inbound_rules'])} inbound rules, {outbound}"
         if existing is None:
             return PlanItem("create", "firewall", body["name"], rules)
         differences = firewall_differences(existing, body)

@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from .errors import SpecError
-from .firewall import FirewallRule
+from .firewall import EVERY_GROUP, EgressRule, FirewallRule
 from .loadbalancer import LoadBalancerSpec
 from .naming import (
     GROUP_PATTERN,
@@ -44,6 +44,8 @@ class GroupSpec:
     image: str
     count: int = 1
     firewall_inbound: list[FirewallRule] = field(default_factory=list)
+    # The outbound policy; None (no policy given) allows every outbound connection.
+    firewall_outbound: list[EgressRule] | None = None
 
     def droplet_names(self, project: str, environment: str) -> list[str]:
         """Names of this group's droplets, ``<project>-<env>-<prefix><n>``."""
@@ -71,6 +73,13 @@ class GroupSpec:
             for rule in self.firewall_inbound
             for other in rule.groups
             if other not in known_groups
+        )
+        problems.extend(
+            f"group {self.name}: firewall_egress entry {rule.name!r} goes to the unknown "
+            f"group {other!r} (known: {', '.join(known_groups)}, or {EVERY_GROUP})"
+            for rule in self.firewall_outbound or []
+            for other in rule.groups
+            if other != EVERY_GROUP and other not in known_groups
         )
         return problems
 

@@ -23,14 +23,18 @@ def test_check_mode_prints_the_plan_and_the_monthly_cost(fake, tmp_path):
     for line in (
         "create vpc ocpizza-staging (fra1, 10.110.16.0/20)",
         "create ssh_key ocpizza-tests",
-        # SSH and MySQL from the app servers, the node and MySQL exporters from monitoring.
-        "create firewall ocpizza-staging-dbservers (4 inbound rules)",
+        # SSH and MySQL from the app servers, the node and MySQL exporters from monitoring;
+        # out: DNS (UDP, TCP), NTP, 80 and 443 (apt; 443 also the backups), git over SSH, ICMP.
+        "create firewall ocpizza-staging-dbservers (4 inbound rules, 7 outbound rules)",
         # SSH, gunicorn from the web servers and (its metrics) from monitoring, the node exporter.
-        "create firewall ocpizza-staging-appservers (4 inbound rules)",
+        # Out: the common five, MySQL on the database servers, git over SSH, ICMP.
+        "create firewall ocpizza-staging-appservers (4 inbound rules, 8 outbound rules)",
         # SSH, HTTP and HTTPS, the node and nginx exporters from monitoring.
-        "create firewall ocpizza-staging-webservers (5 inbound rules)",
+        # Out: the common five, gunicorn on the app servers, ICMP.
+        "create firewall ocpizza-staging-webservers (5 inbound rules, 7 outbound rules)",
         # The monitoring host: SSH only (Prometheus and Alertmanager through a tunnel).
-        "create firewall ocpizza-staging-monitoring (1 inbound rules)",
+        # Out: the common five, the four scrapes, the e-mail smarthost, ICMP.
+        "create firewall ocpizza-staging-monitoring (1 inbound rules, 11 outbound rules)",
         "create droplet ocpizza-staging-db1 (dbservers, s-4vcpu-8gb, ubuntu-24-04-x64, fra1):"
         " $48.00/month",
         "create droplet ocpizza-staging-app1 (appservers, s-2vcpu-4gb, ubuntu-24-04-x64,"
