@@ -108,6 +108,22 @@ def test_the_textfile_metrics_reach_prometheus(
     time.sleep(1.1)
     target.check_output("supervisorctl restart gunicorn")
     target.check_output("systemctl start ocpizza-metrics-supervisor.service")
+    # Finding 12: both writers ran (above, and here) in their sandbox.
+    for unit in ("ocpizza-metrics-supervisor", "ocpizza-metrics-backup"):
+        props = dict(
+            line.split("=", 1)
+            for line in target.check_output(
+                f"systemctl show {unit}.service -p ProtectSystem -p CapabilityBoundingSet"
+                " -p RestrictAddressFamilies -p NoNewPrivileges -p ReadWritePaths"
+            ).splitlines()
+        )
+        assert props == {
+            "ProtectSystem": "strict",
+            "CapabilityBoundingSet": "",
+            "RestrictAddressFamilies": "AF_UNIX",
+            "NoNewPrivileges": "yes",
+            "ReadWritePaths": "/var/lib/prometheus/node-exporter",
+        }, (unit, props)
     wait_for(
         "a new gunicorn start time after a restart",
         lambda: values(mon, promql).get(f"node/{TARGET}", before) > before,
