@@ -41,6 +41,9 @@ RENDER = """
     firewall_load_balancer_sources: []
     firewall_allow_ping: true
     firewall_log_prefix: ""
+    # Inbound only: the outbound policy is compared with the cloud's in
+    # tests/integration/test_provision_firewall_egress.py.
+    firewall_egress_enabled: false
   tasks:
     - name: Render the ruleset
       ansible.builtin.template:
