@@ -31,10 +31,14 @@ _FIREWALL_INBOUND = {
     "ports": {"type": "raw"},
     "sources": {"type": "dict", "required": True},
 }
-_FIREWALL_ALLOWED = {
+# What every entry of role firewall's policies names: the flow, its port and protocol.
+_FIREWALL_FLOW = {
     "name": {"type": "str", "required": True},
     "port": {"type": "int", "required": True},
     "proto": {"type": "str", "choices": ["tcp", "udp"], "default": "tcp"},
+}
+_FIREWALL_ALLOWED = {
+    **_FIREWALL_FLOW,
     "from_group": {"type": "str"},
     "sources": {"type": "list", "elements": "str"},
     "from_load_balancer": {"type": "bool", "default": False},
@@ -43,9 +47,7 @@ _FIREWALL_ALLOWED = {
 # exclude each other and one is required: egress_rule_from_policy checks that,
 # in a message that names the entry (AnsibleModule's would not).
 _FIREWALL_EGRESS = {
-    "name": {"type": "str", "required": True},
-    "port": {"type": "int", "required": True},
-    "proto": {"type": "str", "choices": ["tcp", "udp"], "default": "tcp"},
+    **_FIREWALL_FLOW,
     "to_group": {"type": "str"},
     "destinations": {"type": "list", "elements": "str"},
 }
