@@ -7,10 +7,14 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .server import DEFAULT_TOKEN, FakeDigitalOcean
+import pytest
+
+from .server import DEFAULT_TOKEN, FakeConfig, FakeDigitalOcean
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -136,3 +140,26 @@ def unwrap(data: Any) -> Any:
     if isinstance(data, list):
         return [unwrap(v) for v in data]
     return data
+
+
+@contextmanager
+def serving(monkeypatch: pytest.MonkeyPatch, config: FakeConfig) -> Iterator[FakeDigitalOcean]:
+    """The fake API, which in-process code (the module, the inventory plugin) finds
+    through DIGITALOCEAN_END_POINT and DIGITALOCEAN_TOKEN."""
+    with FakeDigitalOcean(config) as server:
+        monkeypatch.setenv("DIGITALOCEAN_END_POINT", server.url)
+        monkeypatch.setenv("DIGITALOCEAN_TOKEN", DEFAULT_TOKEN)
+        yield server
+
+
+def run_module_in_process(
+    capsys: pytest.CaptureFixture[str], params: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """digitalocean_environment's main() with ``params``: its result and its raw output."""
+    from ansible.module_utils.testing import patch_module_args
+    from ocpizza_digitalocean import module_args
+
+    with patch_module_args(params), pytest.raises(SystemExit):
+        module_args.main()
+    out = capsys.readouterr().out
+    return json.loads(out), out

@@ -10,17 +10,21 @@ anywhere; no policy (firewall_egress_enabled false) keeps all outbound open.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
-from fake_digitalocean import DEFAULT_TOKEN, FakeConfig, FakeDigitalOcean
-from fake_digitalocean.testing import REPO, TEST_PUBLIC_KEY, group_params, module_params
+from fake_digitalocean import FakeConfig, FakeDigitalOcean
+from fake_digitalocean.testing import (
+    REPO,
+    TEST_PUBLIC_KEY,
+    group_params,
+    module_params,
+    run_module_in_process,
+    serving,
+)
 from jinja2 import StrictUndefined
 from jinja2.nativetypes import NativeEnvironment
-from ocpizza_digitalocean import module_args as module
 from ocpizza_digitalocean.errors import SpecError
 from ocpizza_digitalocean.firewall import (
     ALLOW_ALL_OUTBOUND,
@@ -296,9 +300,7 @@ def test_a_changed_egress_policy_is_a_difference_and_an_unchanged_one_is_not():
 
 @pytest.fixture
 def fake(monkeypatch):
-    with FakeDigitalOcean(FakeConfig(active_after_seconds=0.05)) as server:
-        monkeypatch.setenv("DIGITALOCEAN_END_POINT", server.url)
-        monkeypatch.setenv("DIGITALOCEAN_TOKEN", DEFAULT_TOKEN)
+    with serving(monkeypatch, FakeConfig(active_after_seconds=0.05)) as server:
         yield server
 
 
@@ -312,9 +314,7 @@ def run_module(capsys, groups: list[dict[str, Any]], check_mode: bool = False) -
         "poll_interval": 0.05,
         "_ansible_check_mode": check_mode,
     }
-    with patch_module_args(params), pytest.raises(SystemExit):
-        module.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module_in_process(capsys, params)[0]
 
 
 def module_groups(**egress: list[dict[str, Any]] | None) -> list[dict[str, Any]]:

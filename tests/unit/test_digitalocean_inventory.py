@@ -7,8 +7,8 @@ from ansible.errors import AnsibleParserError
 from ansible.inventory.data import InventoryData
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import inventory_loader
-from fake_digitalocean import DEFAULT_TOKEN, FakeConfig, FakeDigitalOcean
-from fake_digitalocean.testing import REPO
+from fake_digitalocean import FakeConfig
+from fake_digitalocean.testing import REPO, serving
 
 inventory_loader.add_directory(str(REPO / "inventory_plugins"))
 
@@ -17,9 +17,7 @@ STAGING = ["ocpizza", "env:staging"]
 
 @pytest.fixture
 def fake(monkeypatch):
-    with FakeDigitalOcean(FakeConfig(max_per_page=2)) as server:
-        monkeypatch.setenv("DIGITALOCEAN_END_POINT", server.url)
-        monkeypatch.setenv("DIGITALOCEAN_TOKEN", DEFAULT_TOKEN)
+    with serving(monkeypatch, FakeConfig(max_per_page=2)) as server:
         yield server
 
 

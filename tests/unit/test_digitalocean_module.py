@@ -6,12 +6,15 @@ module_args.main(), which these tests run.
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from ansible.module_utils.testing import patch_module_args
-from fake_digitalocean import DEFAULT_TOKEN, FakeConfig, FakeDigitalOcean
-from fake_digitalocean.testing import TEST_PUBLIC_KEY, group_params, module_params
+from fake_digitalocean import DEFAULT_TOKEN, FakeConfig
+from fake_digitalocean.testing import (
+    TEST_PUBLIC_KEY,
+    group_params,
+    module_params,
+    run_module_in_process,
+    serving,
+)
 from ocpizza_digitalocean import module_args as module
 from ocpizza_digitalocean.errors import SpecError
 
@@ -36,9 +39,7 @@ GROUPS = [
 
 @pytest.fixture
 def fake(monkeypatch):
-    with FakeDigitalOcean(FakeConfig(active_after_seconds=0.1)) as server:
-        monkeypatch.setenv("DIGITALOCEAN_END_POINT", server.url)
-        monkeypatch.setenv("DIGITALOCEAN_TOKEN", DEFAULT_TOKEN)
+    with serving(monkeypatch, FakeConfig(active_after_seconds=0.1)) as server:
         yield server
 
 
@@ -52,10 +53,7 @@ def run_module(capsys, check_mode=False, **args):
     }
     params.update(args)
     params["_ansible_check_mode"] = check_mode
-    with patch_module_args(params), pytest.raises(SystemExit):
-        module.main()
-    out = capsys.readouterr().out
-    return json.loads(out), out
+    return run_module_in_process(capsys, params)
 
 
 def test_check_mode_returns_the_plan_and_the_cost(fake, capsys):

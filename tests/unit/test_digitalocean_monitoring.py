@@ -11,15 +11,12 @@ SSH tunnel. The module runs in-process against the local fake API.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
-from fake_digitalocean import DEFAULT_TOKEN, FakeConfig, FakeDigitalOcean
-from fake_digitalocean.testing import REPO, TEST_PUBLIC_KEY
-from ocpizza_digitalocean import module_args as module
+from fake_digitalocean import FakeConfig
+from fake_digitalocean.testing import REPO, TEST_PUBLIC_KEY, run_module_in_process, serving
 from test_digitalocean_firewall_policy import ADMIN, group_vars
 
 MONITORING_TAG = "ocpizza-staging-monitoring"
@@ -87,9 +84,7 @@ POLICY = {
 
 @pytest.fixture
 def fake(monkeypatch):
-    with FakeDigitalOcean(FakeConfig(active_after_seconds=0.05)) as server:
-        monkeypatch.setenv("DIGITALOCEAN_END_POINT", server.url)
-        monkeypatch.setenv("DIGITALOCEAN_TOKEN", DEFAULT_TOKEN)
+    with serving(monkeypatch, FakeConfig(active_after_seconds=0.05)) as server:
         yield server
 
 
@@ -103,9 +98,7 @@ def run_module(capsys, groups: list[dict[str, Any]], check_mode: bool = False) -
         "poll_interval": 0.05,
         "_ansible_check_mode": check_mode,
     }
-    with patch_module_args(params), pytest.raises(SystemExit):
-        module.main()
-    result = json.loads(capsys.readouterr().out)
+    result = run_module_in_process(capsys, params)[0]
     assert not result.get("failed"), result
     return result
 
